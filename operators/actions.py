@@ -1,0 +1,83 @@
+"""The Action contract: what the player operator decides and what sinks receive.
+
+An *action* is an intent plus a decision. Its ``action_id`` is derived only from what
+caused it (campaign, player, trigger occurrence), so replaying the same events yields the
+same ids and a sink that sees an id again can do nothing: this is how an at-least-once
+engine pays every reward exactly once.
+
+All times here are event time (epoch seconds turned into aware datetimes on output):
+``event_at`` is when the cause happened, ``decided_at`` the event time at which the rule
+fired (the deadline, for timers). ``delivered_at`` is wall-clock time stamped by a channel
+sink on delivery and stays ``None`` in the decision log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ActionKind(StrEnum):
+    """What an action does for the player."""
+
+    REWARD = "reward"
+    MESSAGE = "message"
+    GAMIFICATION = "gamification"
+
+
+class Decision(StrEnum):
+    """The fixed decisions; suppressions are ``suppressed:<reason>``."""
+
+    SENT = "sent"
+    HELD_OUT = "held_out"
+    CAPPED = "capped"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    FAILED = "failed"
+
+
+def suppressed(reason: str) -> str:
+    """The decision string for an intent suppressed for ``reason``."""
+    return f"suppressed:{reason}"
+
+
+def derive_action_id(campaign_id: str, player_id: str, occurrence: str) -> str:
+    """A stable id from what caused the action; never random, never the wall clock.
+
+    >>> derive_action_id("welcome", "p1", "registration")
+    'a-066a646a9bf8326409b669d9'
+    """
+    digest = hashlib.blake2b(
+        f"{campaign_id}\x1f{player_id}\x1f{occurrence}".encode(), digest_size=12
+    ).hexdigest()
+    return f"a-{digest}"
+
+
+class Action(BaseModel):
+    """One decided action, as the action log and every sink see it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    action_id: str
+    campaign_id: str
+    player_id: str
+    kind: ActionKind
+    channel: str
+    payload: dict[str, Any]
+    event_id: str
+    decision: str
+    event_at: dt.datetime
+    decided_at: dt.datetime
+    delivered_at: dt.datetime | None = None
+
+    def to_json(self) -> bytes:
+        """Compact JSON with keys in declaration order: byte-stable across runs."""
+        return self.model_dump_json().encode()
+
+
+def epoch_to_datetime(seconds: float) -> dt.datetime:
+    """Event-time seconds as an aware UTC datetime."""
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)

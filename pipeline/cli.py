@@ -1,0 +1,238 @@
+"""The ``pitboss`` command: demo, replay, run, simulate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from bytewax.dataflow import Dataflow
+from bytewax.run import cli_main
+from tqdm import tqdm
+
+from pipeline.flow import FlowOptions, build_flow
+from pipeline.metrics import Metrics
+from pipeline.outputs import JsonlSink, PlayersParquetSink
+from pipeline.settings import Settings, SettingsError, load_settings
+from pipeline.simulator import SimulatorConfig, write_jsonl
+from pipeline.sources import JsonlSource, SimulatorSource
+
+log = logging.getLogger("pitboss")
+
+
+def _progress(total: int | None, label: str) -> tuple[Callable[[int], None], Callable[[], None]]:
+    """A progress bar on a terminal; nothing at all otherwise."""
+    bar = tqdm(
+        total=total, unit=" ev", unit_scale=True, desc=label, disable=not sys.stderr.isatty()
+    )
+
+    def update(n: int) -> None:
+        bar.update(n)
+
+    return update, bar.close
+
+
+def _options(settings: Settings, *, live: bool, emit_players: bool) -> FlowOptions:
+    return FlowOptions(
+        shards=settings.shards,
+        lateness_seconds=settings.lateness_seconds,
+        triggers=settings.triggers(),
+        live=live,
+        idle_tick_seconds=settings.idle_tick_seconds,
+        emit_players=emit_players,
+    )
+
+
+def _run(flow: Dataflow, settings: Settings, workers: int, **cluster: Any) -> None:
+    cli_main(  # type: ignore[no-untyped-call]
+        flow,
+        workers_per_process=workers,
+        epoch_interval=timedelta(seconds=settings.epoch_interval_seconds),
+        **cluster,
+    )
+
+
+def _bounded_flow(
+    source: Any, out: Path, settings: Settings, metrics: Metrics, progress: Callable[[int], None]
+) -> Dataflow:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("actions.jsonl", "dead_letters.jsonl"):
+        (out / name).unlink(missing_ok=True)
+    return build_flow(
+        source,
+        JsonlSink(out / "actions.jsonl"),
+        JsonlSink(out / "dead_letters.jsonl"),
+        options=_options(settings, live=False, emit_players=True),
+        metrics=metrics,
+        players_sink=PlayersParquetSink(out / "players.parquet"),
+        progress=progress,
+    )
+
+
+def summary(metrics: Metrics, seconds: float) -> str:
+    """What a run did, for people: events, dead letters, actions, throughput."""
+    events = metrics.samples("pitboss_events_total")
+    dead = metrics.samples("pitboss_dead_letters_total")
+    actions = metrics.samples("pitboss_actions_total")
+    total = sum(events.values()) + sum(dead.values())
+    lines = [f"records: {int(total):,} in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f}/s)"]
+    lines.append("events by type:")
+    lines += [f"  {k[0]:<16} {int(v):>10,}" for k, v in sorted(events.items())]
+    lines.append(f"invalid records (dead letters): {int(sum(dead.values())):,}")
+    lines += [f"  {k[0]:<16} {int(v):>10,}" for k, v in sorted(dead.items())]
+    lines.append(f"late events: {int(metrics.value('pitboss_late_events_total')):,}")
+    lines.append("actions by campaign and decision:")
+    lines += [f"  {k[0]:<16} {k[1]:<26} {int(v):>8,}" for k, v in sorted(actions.items())]
+    return "\n".join(lines)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_addr)
+        print(f"metrics: http://{settings.metrics_addr}:{settings.metrics_port}/metrics")
+    config = SimulatorConfig(seed=args.seed, events=args.events)
+    update, close = _progress(args.events, "demo")
+    flow = _bounded_flow(SimulatorSource(config), args.out, settings, metrics, update)
+    started = time.perf_counter()
+    _run(flow, settings, args.workers)
+    close()
+    print(summary(metrics, time.perf_counter() - started))
+    print(f"wrote {args.out}/actions.jsonl, dead_letters.jsonl and players.parquet")
+    return 0
+
+
+def _count_lines(path: Path) -> int | None:
+    if path.stat().st_size > 2**31:
+        return None
+    with path.open("rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    metrics = Metrics()
+    source = JsonlSource(args.events, batch_size=settings.consumer_batch_size)
+    update, close = _progress(_count_lines(args.events), "replay")
+    flow = _bounded_flow(source, args.out, settings, metrics, update)
+    started = time.perf_counter()
+    _run(flow, settings, args.workers)
+    close()
+    print(summary(metrics, time.perf_counter() - started))
+    return 0
+
+
+def production_flow(settings: Settings, metrics: Metrics) -> Dataflow:
+    """The production job: Kafka in, Kafka out (actions and dead letters)."""
+    from pipeline.kafka import KafkaBatchSource, KafkaProducerSink
+
+    extra = settings.kafka_config()
+    source = KafkaBatchSource(
+        settings.kafka_brokers,
+        [settings.events_topic],
+        tail=True,
+        batch_size=settings.consumer_batch_size,
+        extra=extra,
+    )
+    return build_flow(
+        source,
+        KafkaProducerSink(settings.kafka_brokers, settings.actions_topic, extra=extra),
+        KafkaProducerSink(settings.kafka_brokers, settings.dead_letters_topic, extra=extra),
+        options=_options(settings, live=True, emit_players=False),
+        metrics=metrics,
+        keyed_outputs=False,
+    )
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    metrics = Metrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port, settings.metrics_addr)
+    log.info(
+        "starting: topic %s -> %s, %d worker(s)",
+        settings.events_topic,
+        settings.actions_topic,
+        args.workers,
+    )
+    cluster: dict[str, Any] = {}
+    if args.addresses:
+        cluster = {"process_id": args.process_id, "addresses": args.addresses.split(";")}
+    _run(production_flow(settings, metrics), settings, args.workers, **cluster)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    config = SimulatorConfig(seed=args.seed, events=args.events, poison_rate=args.poison_rate)
+    if args.out is not None:
+        count = write_jsonl(args.out, config)
+        print(f"wrote {count:,} events to {args.out}")
+        return 0
+    from pipeline.kafka import ensure_topics, produce_events
+
+    ensure_topics(args.kafka, {args.topic: args.partitions}, retention_ms=args.retention_ms)
+    update, close = _progress(args.events, "simulate")
+    count = produce_events(args.kafka, args.topic, config, progress=update)
+    close()
+    print(f"produced {count:,} events to {args.topic}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pitboss", description=__doc__)
+    parser.add_argument("--settings", type=Path, help="YAML file of settings (PITBOSS_* env too)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the job on the built-in simulator")
+    demo.add_argument("--events", type=int, default=200_000)
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--out", type=Path, default=Path("out"))
+    demo.add_argument("-w", "--workers", type=int, default=1)
+    demo.set_defaults(handler=cmd_demo)
+
+    replay = sub.add_parser("replay", help="run the job over a JSONL file of events")
+    replay.add_argument("events", type=Path)
+    replay.add_argument("--out", type=Path, required=True)
+    replay.add_argument("-w", "--workers", type=int, default=1)
+    replay.set_defaults(handler=cmd_replay)
+
+    run = sub.add_parser("run", help="the production job: Kafka in, Kafka out")
+    run.add_argument("-w", "--workers", type=int, default=1, help="workers in this process")
+    run.add_argument("-i", "--process-id", type=int, default=0)
+    run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
+    run.set_defaults(handler=cmd_run)
+
+    simulate = sub.add_parser("simulate", help="the seeded firehose simulator on its own")
+    simulate.add_argument("--events", type=int, required=True)
+    simulate.add_argument("--seed", type=int, default=42)
+    simulate.add_argument("--poison-rate", type=float, default=0.0)
+    target = simulate.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path)
+    target.add_argument("--kafka", metavar="BROKERS")
+    simulate.add_argument("--topic", default="casino.events")
+    simulate.add_argument("--partitions", type=int, default=8)
+    simulate.add_argument("--retention-ms", type=int, default=7 * 86_400_000)
+    simulate.set_defaults(handler=cmd_simulate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pitboss`` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.settings)
+    except SettingsError as exc:
+        print(f"pitboss: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    handler: Callable[[argparse.Namespace, Settings], int] = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Decode raw records into typed events, a whole batch at a time.
+
+Each record is parsed on its own (so one bad record can never bleed into its
+neighbours), then the batch is validated in one pydantic call; a wrap validator turns a
+failing record into a dead letter instead of failing the batch. A dead letter keeps the
+raw bytes, where they came from and a precise reason; its ``kind`` is a small fixed set
+used as a metric label. Reasons name fields and rules, never field values, so they are
+safe to log.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
+
+from pipeline.events import EVENT_TYPES, Event
+from pipeline.records import RawBatch
+
+# Dead-letter kinds (bounded: they are metric label values).
+NOT_JSON = "not_json"
+NOT_OBJECT = "not_object"
+UNKNOWN_TYPE = "unknown_type"
+MISSING_FIELD = "missing_field"
+NAIVE_TIMESTAMP = "naive_timestamp"
+INVALID_FIELD = "invalid_field"
+DEAD_LETTER_KINDS: tuple[str, ...] = (
+    NOT_JSON,
+    NOT_OBJECT,
+    UNKNOWN_TYPE,
+    MISSING_FIELD,
+    NAIVE_TIMESTAMP,
+    INVALID_FIELD,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record that could not be decoded, with everything needed to replay it."""
+
+    source: str
+    position: int
+    kind: str
+    reason: str
+    raw: bytes
+
+    def to_json(self) -> bytes:
+        """The dead-letter record: raw bytes in base64, plus text when it is UTF-8."""
+        try:
+            text: str | None = self.raw.decode()
+        except UnicodeDecodeError:
+            text = None
+        return orjson.dumps(
+            {
+                "source": self.source,
+                "position": self.position,
+                "kind": self.kind,
+                "reason": self.reason,
+                "raw": text,
+                "raw_base64": base64.b64encode(self.raw).decode(),
+            }
+        )
+
+
+@dataclass(slots=True)
+class DecodedBatch:
+    """The outcome of decoding one raw batch."""
+
+    source: str
+    events: list[tuple[int, Event]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    high_mark: int | None = None  # newest event time in the batch, epoch seconds
+    read_at: float = 0.0  # wall time the raw batch left its source
+
+
+class _Rejected:
+    __slots__ = ("error",)
+
+    def __init__(self, error: ValidationError) -> None:
+        self.error = error
+
+
+def _keep_going(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    try:
+        return handler(value)
+    except ValidationError as exc:
+        return _Rejected(exc)
+
+
+_BATCH = TypeAdapter(list[Annotated[Event, WrapValidator(_keep_going)]])
+_KNOWN_TYPES = frozenset(EVENT_TYPES)
+
+
+def explain(error: ValidationError, record: dict[str, Any]) -> tuple[str, str]:
+    """The dead-letter kind and a readable reason for a failed record."""
+    issues = error.errors(include_input=False, include_url=False)
+    first = issues[0]
+    etype = record.get("type")
+    if first["type"] == "union_tag_not_found":
+        return MISSING_FIELD, "missing field 'type'"
+    if first["type"] == "union_tag_invalid":
+        shown = etype if isinstance(etype, str) and len(etype) <= 40 else "?"
+        return (
+            UNKNOWN_TYPE,
+            f"unknown event type {shown!r}; expected one of {', '.join(EVENT_TYPES)}",
+        )
+    parts = []
+    kind = INVALID_FIELD
+    for issue in issues:
+        # loc starts with the union tag (the event type): drop it, it is said once below.
+        loc = ".".join(str(p) for p in issue["loc"][1:]) or "record"
+        if issue["type"] == "missing":
+            kind = MISSING_FIELD if kind == INVALID_FIELD else kind
+            parts.append(f"missing field '{loc}'")
+        elif issue["type"] == "timezone_aware":
+            kind = NAIVE_TIMESTAMP
+            parts.append(f"field '{loc}' is a timestamp without a time zone")
+        else:
+            parts.append(f"field '{loc}': {issue['msg']}")
+    return kind, f"invalid {etype} event: " + "; ".join(parts)
+
+
+def decode_batch(batch: RawBatch) -> DecodedBatch:
+    """Decode every record of ``batch``; nothing is dropped."""
+    out = DecodedBatch(batch.source, read_at=batch.read_at)
+    dead = out.dead_letters
+    parsed: list[Any] = []
+    parsed_at: list[int] = []
+    loads = orjson.loads
+    for index, raw in enumerate(batch.values):
+        try:
+            value = loads(raw)
+        except orjson.JSONDecodeError as exc:
+            dead.append(
+                DeadLetter(batch.source, batch.positions[index], NOT_JSON, f"not JSON: {exc}", raw)
+            )
+            continue
+        if type(value) is not dict:
+            dead.append(
+                DeadLetter(
+                    batch.source,
+                    batch.positions[index],
+                    NOT_OBJECT,
+                    f"not a JSON object but {type(value).__name__}",
+                    raw,
+                )
+            )
+            continue
+        parsed.append(value)
+        parsed_at.append(index)
+    if not parsed:
+        return out
+    events = out.events
+    high = None
+    results: list[Any] = _BATCH.validate_python(parsed)
+    for index, record, result in zip(
+        parsed_at, parsed, results, strict=True
+    ):
+        if type(result) is _Rejected:
+            kind, reason = explain(result.error, record)
+            dead.append(
+                DeadLetter(batch.source, batch.positions[index], kind, reason, batch.values[index])
+            )
+            continue
+        ts = int(result.ts.timestamp())
+        if high is None or ts > high:
+            high = ts
+        events.append((ts, result))
+    out.high_mark = high
+    return out

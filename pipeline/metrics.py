@@ -1,0 +1,99 @@
+"""Prometheus metrics: one object, built from an injected registry.
+
+Tests build a fresh ``CollectorRegistry``; the job uses one per process and serves it on
+``/metrics``. Labels are bounded sets (event type, dead-letter kind, campaign, decision):
+never a player id.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from operators.actions import Action
+
+# Seconds from a record being read off its source to the decision on what it triggered.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    """Every metric the job exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.events = Counter(
+            "pitboss_events", "Valid events decoded, by type", ["type"], registry=r
+        )
+        self.dead_letters = Counter(
+            "pitboss_dead_letters",
+            "Records sent to the dead-letter output, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.late_events = Counter(
+            "pitboss_late_events",
+            "Events older than the watermark when they arrived (folded anyway)",
+            registry=r,
+        )
+        self.intents = Counter(
+            "pitboss_intents",
+            "Intents emitted by the rules, by campaign",
+            ["campaign"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "pitboss_actions",
+            "Decided actions, by campaign and decision",
+            ["campaign", "decision"],
+            registry=r,
+        )
+        self.decision_latency = Histogram(
+            "pitboss_event_to_decision_seconds",
+            "Wall time from reading a record off its source to the decision it caused",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.players = Gauge(
+            "pitboss_players_in_state", "Players held in state by this process", registry=r
+        )
+        self._players_by_shard: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.players.set_function(self._players_total)
+
+    def _players_total(self) -> float:
+        with self._lock:
+            return float(sum(self._players_by_shard.values()))
+
+    def set_players(self, shard: str, count: int) -> None:
+        """Record how many players a shard holds (shards report independently)."""
+        with self._lock:
+            self._players_by_shard[shard] = count
+
+    def count_actions(self, actions: Iterable[Action], read_at: float, now: float) -> None:
+        """Count decided actions and their latency since their batch was read."""
+        latency = max(0.0, now - read_at)
+        for action in actions:
+            self.intents.labels(action.campaign_id).inc()
+            self.actions.labels(action.campaign_id, action.decision).inc()
+            self.decision_latency.observe(latency)
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        """Serve ``/metrics`` on ``addr:port`` from a daemon thread."""
+        start_http_server(port, addr=addr, registry=self.registry)
+
+    def value(self, name: str, labels: dict[str, str] | None = None) -> float:
+        """A sample's current value (0 when absent), for summaries and tests."""
+        sample = self.registry.get_sample_value(name, labels or {})
+        return 0.0 if sample is None else sample
+
+    def samples(self, name: str) -> dict[tuple[str, ...], float]:
+        """All samples of a counter as {label values: value}."""
+        out: dict[tuple[str, ...], float] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == name:
+                    out[tuple(sample.labels.values())] = sample.value
+        return out

@@ -1,0 +1,106 @@
+"""Settings: environment variables (``PITBOSS_*``) and an optional YAML file.
+
+Loaded once, at the entry point, into a frozen object. A wrong or misspelt setting stops
+the job at start with a message naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from operators.triggers import TriggerSettings
+
+
+class SettingsError(Exception):
+    """The settings are invalid; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    """Everything the job can be told, with production-sane defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="PITBOSS_", frozen=True, extra="forbid")
+
+    # Kafka
+    kafka_brokers: str = "127.0.0.1:9092"
+    events_topic: str = "casino.events"
+    actions_topic: str = "pitboss.actions"
+    dead_letters_topic: str = "pitboss.dead_letters"
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_extra: dict[str, str] = Field(default_factory=dict)
+    consumer_batch_size: int = Field(default=2000, ge=1, le=100_000)
+
+    # Dataflow
+    shards: int = Field(default=64, ge=1, le=4096)
+    lateness_seconds: int = Field(default=60, ge=0, le=86_400)
+    idle_tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    epoch_interval_seconds: float = Field(default=10.0, gt=0)
+
+    # First triggers (until the campaign engine makes them data)
+    inactivity_days: int = Field(default=7, ge=1)
+    no_deposit_days: int = Field(default=3, ge=1)
+    loss_streak: int = Field(default=5, ge=2)
+
+    # Operations
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_addr: str = "127.0.0.1"
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit values (the CLI, a file) win over the environment.
+        return init_settings, env_settings
+
+    def triggers(self) -> TriggerSettings:
+        """The first triggers' thresholds."""
+        return TriggerSettings(
+            inactivity_seconds=self.inactivity_days * 86_400,
+            no_deposit_seconds=self.no_deposit_days * 86_400,
+            loss_streak=self.loss_streak,
+        )
+
+    def kafka_config(self) -> dict[str, str]:
+        """Extra librdkafka properties: credentials plus ``kafka_extra``."""
+        config = dict(self.kafka_extra)
+        if self.kafka_username is not None and self.kafka_password is not None:
+            config.setdefault("security.protocol", "SASL_SSL")
+            config.setdefault("sasl.mechanisms", "PLAIN")
+            config["sasl.username"] = self.kafka_username
+            config["sasl.password"] = self.kafka_password.get_secret_value()
+        return config
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from ``path`` (YAML mapping, optional), the environment and overrides."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"cannot read settings file {path}: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise SettingsError(f"{path}: expected a mapping of setting names to values")
+        values.update(loaded or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        where = f" in {path}" if path is not None else ""
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        raise SettingsError(f"invalid settings{where}: {problems}") from exc

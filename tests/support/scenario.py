@@ -1,0 +1,117 @@
+"""Build scripted event streams for tests: readable, explicit, in event time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter
+
+from pipeline.events import Event
+from pipeline.records import RawBatch
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+_EVENT = TypeAdapter(Event)
+
+
+class Script:
+    """An event script: ``s.at(days=1).bet("p1", "5.00")`` appends events in order."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+        self.records: list[dict[str, Any]] = []
+        self._ids = count(1)
+
+    def at(self, **delta: float) -> Script:
+        """Move the script's clock to start + delta (absolute, not relative)."""
+        self.now = T0 + timedelta(**delta)
+        return self
+
+    def after(self, **delta: float) -> Script:
+        """Move the script's clock forward by delta."""
+        self.now += timedelta(**delta)
+        return self
+
+    def add(self, etype: str, player_id: str, **fields: Any) -> Script:
+        record = {
+            "event_id": f"e{next(self._ids)}",
+            "type": etype,
+            "player_id": player_id,
+            "ts": self.now.isoformat().replace("+00:00", "Z"),
+            **fields,
+        }
+        self.records.append(record)
+        return self
+
+    def register(self, player_id: str, **fields: Any) -> Script:
+        consents = fields.pop(
+            "consents", {"email": True, "sms": True, "push": True, "in_app": True}
+        )
+        return self.add(
+            "registration",
+            player_id,
+            country=fields.pop("country", "DE"),
+            currency=fields.pop("currency", "EUR"),
+            timezone=fields.pop("timezone", "Europe/Berlin"),
+            channel=fields.pop("channel", "organic"),
+            consents=consents,
+            locale=fields.pop("locale", "en"),
+            **fields,
+        )
+
+    def login(self, player_id: str) -> Script:
+        return self.add("login", player_id)
+
+    def deposit(self, player_id: str, amount: str = "20.00") -> Script:
+        return self.add("deposit", player_id, amount=amount, currency="EUR")
+
+    def round(self, player_id: str, stake: str, win: str, category: str = "slots") -> Script:
+        rid = f"r{len(self.records)}"
+        self.add(
+            "bet",
+            player_id,
+            round_id=rid,
+            amount=stake,
+            currency="EUR",
+            game_id="g1",
+            game_category=category,
+        )
+        return self.add("win", player_id, round_id=rid, amount=win, currency="EUR")
+
+    def lines(self) -> list[bytes]:
+        return [orjson.dumps(r) for r in self.records]
+
+    def events(self) -> list[tuple[int, Event]]:
+        out = []
+        for raw in self.lines():
+            event = _EVENT.validate_json(raw)
+            out.append((int(event.ts.timestamp()), event))
+        return out
+
+    def batches(self, size: int, source: str = "test") -> list[RawBatch]:
+        lines = self.lines()
+        return [
+            RawBatch(
+                source, lines[i : i + size], list(range(i + 1, i + 1 + len(lines[i : i + size])))
+            )
+            for i in range(0, len(lines), size)
+        ]
+
+
+def epoch(dt: datetime) -> int:
+    return int(dt.timestamp())
+
+
+def day(n: float) -> int:
+    """Event time n days after T0."""
+    return epoch(T0 + timedelta(days=n))
+
+
+def by_campaign(actions: Iterable[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {}
+    for action in actions:
+        out.setdefault(action.campaign_id, []).append(action)
+    return out

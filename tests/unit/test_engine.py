@@ -1,0 +1,147 @@
+"""The player operator without Bytewax: given events, expect actions (and non-actions)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from operators.actions import Action, derive_action_id
+from operators.engine import PlayerShard
+from tests.support.scenario import Script, by_campaign, day, epoch
+
+
+def run(script: Script, *, final: int | None = None, chunk: int = 10_000) -> list[Action]:
+    """Feed the script in chunks, moving the watermark to each chunk's newest time."""
+    shard = PlayerShard()
+    events = script.events()
+    actions: list[Action] = []
+    for i in range(0, len(events), chunk):
+        part = events[i : i + chunk]
+        actions += shard.process(part)
+        actions += shard.advance(max(ts for ts, _ in part))
+    if final is not None:
+        actions += shard.advance(final)
+    return actions
+
+
+def test_registration_gets_one_welcome_message_in_the_players_locale() -> None:
+    s = Script().register("p1", locale="ru").login("p1").register("p1")
+    welcome = by_campaign(run(s))["welcome"]
+    assert len(welcome) == 1
+    assert welcome[0].payload == {"template_id": "welcome", "locale": "ru"}
+    assert welcome[0].channel == "email" and welcome[0].decision == "sent"
+    assert welcome[0].action_id == derive_action_id("welcome", "p1", "registration")
+
+
+def test_first_deposit_is_rewarded_once_and_later_deposits_are_not() -> None:
+    s = Script().register("p1").after(hours=1).deposit("p1").after(hours=1).deposit("p1")
+    rewards = by_campaign(run(s))["first_deposit"]
+    assert len(rewards) == 1
+    assert rewards[0].event_id == "e2"
+    assert rewards[0].kind == "reward"
+
+
+def test_loss_streak_fires_when_the_fifth_consecutive_round_is_lost() -> None:
+    s = Script().register("p1").deposit("p1")
+    for _ in range(4):
+        s.after(seconds=5).round("p1", "1.00", "0")
+    s.after(seconds=5).round("p1", "1.00", "2.00")  # a win resets the streak
+    for _ in range(4):
+        s.after(seconds=5).round("p1", "1.00", "0")
+    assert "loss_streak_5" not in by_campaign(run(s))
+    s.after(seconds=5).round("p1", "1.00", "0")
+    fired = by_campaign(run(s))["loss_streak_5"]
+    assert len(fired) == 1
+    assert fired[0].event_id == s.records[-1]["event_id"]
+
+
+def test_inactivity_fires_exactly_seven_days_after_the_last_activity_and_not_before() -> None:
+    s = Script().register("p1").after(hours=1).deposit("p1").after(hours=1).login("p1")
+    last_activity = epoch(s.now)
+    s.at(days=7, hours=1, minutes=59).register("p2")  # other players move time on
+    assert "inactive_7d" not in by_campaign(run(s))
+    s.at(days=7, hours=2).register("p3")
+    fired = by_campaign(run(s))["inactive_7d"]
+    assert [a.player_id for a in fired] == ["p1"]
+    assert epoch(fired[0].decided_at) == last_activity + 7 * 86_400
+
+
+def test_a_returning_player_after_a_long_gap_is_still_counted_inactive_at_the_deadline() -> None:
+    # All in one batch: the player's own next event proves the deadline passed.
+    s = Script().register("p1").deposit("p1").at(days=10).login("p1")
+    fired = by_campaign(run(s))["inactive_7d"]
+    assert len(fired) == 1
+    assert epoch(fired[0].decided_at) == day(7)
+
+
+def test_inactivity_fires_once_per_quiet_spell() -> None:
+    s = Script().register("p1").deposit("p1").at(days=8).login("p1").at(days=20).login("p1")
+    fired = by_campaign(run(s, final=day(40)))["inactive_7d"]
+    assert [epoch(a.decided_at) for a in fired] == [day(7), day(15), day(27)]
+    assert len({a.action_id for a in fired}) == 3
+
+
+def test_no_deposit_nudge_fires_three_days_after_registration_without_a_deposit() -> None:
+    s = Script().register("p1").register("p2").after(hours=1).deposit("p2")
+    s.at(days=2, hours=23).login("p3")
+    assert "no_deposit_3d" not in by_campaign(run(s))
+    fired = by_campaign(run(s, final=day(3)))["no_deposit_3d"]
+    assert [a.player_id for a in fired] == ["p1"]
+    assert epoch(fired[0].decided_at) == day(3)
+
+
+def test_a_deposit_after_the_deadline_does_not_cancel_the_nudge_already_due() -> None:
+    s = Script().register("p1").at(days=4).deposit("p1")
+    fired = by_campaign(run(s))["no_deposit_3d"]
+    assert len(fired) == 1 and epoch(fired[0].decided_at) == day(3)
+
+
+def test_self_excluded_players_are_suppressed_until_they_return_after_the_end() -> None:
+    s = Script().register("p1").deposit("p1")
+    s.add("self_exclusion", "p1", until=(s.now.replace(day=10)).isoformat())
+    s.at(days=20).register("p2")  # p1's inactivity comes due while excluded
+    fired = by_campaign(run(s))["inactive_7d"]
+    assert [a.decision for a in fired] == ["suppressed:self_excluded"]
+
+
+def test_a_channel_without_consent_is_suppressed_not_dropped() -> None:
+    s = Script().register("p1", consents={"email": False, "sms": True})
+    welcome = by_campaign(run(s))["welcome"]
+    assert [a.decision for a in welcome] == ["suppressed:no_consent"]
+
+
+def test_unsubscribe_withdraws_consent_for_that_channel() -> None:
+    s = Script().register("p1").add("unsubscribed", "p1", action_id="a-1", channel="email")
+    s.at(days=3).login("p9")
+    nudge = by_campaign(run(s))["no_deposit_3d"]
+    assert [a.decision for a in nudge] == ["suppressed:no_consent"]
+
+
+def _population() -> Script:
+    s = Script()
+    for p in range(6):
+        s.at(hours=p).register(f"p{p}")
+    s.at(days=1).deposit("p0").deposit("p1")
+    for i in range(6):
+        s.at(days=2, minutes=i).round("p0", "1.00", "0")
+    s.at(days=5).login("p1").at(days=9).login("p2").at(days=13).deposit("p3").login("p1")
+    s.at(days=16).login("p4").at(days=30).login("p5")
+    return s
+
+
+@settings(max_examples=60, deadline=None)
+@given(chunk=st.integers(min_value=1, max_value=40), lateness=st.integers(0, 3 * 86_400))
+def test_actions_do_not_depend_on_batching_or_watermark_lag(chunk: int, lateness: int) -> None:
+    s = _population()
+    reference = run(s, final=day(40))
+    shard = PlayerShard()
+    events = s.events()
+    got: list[Action] = []
+    for i in range(0, len(events), chunk):
+        part = events[i : i + chunk]
+        got += shard.process(part)
+        got += shard.advance(max(ts for ts, _ in part) - lateness)
+    got += shard.advance(day(40))
+    assert sorted(a.model_dump_json() for a in got) == sorted(
+        a.model_dump_json() for a in reference
+    )
