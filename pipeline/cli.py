@@ -171,7 +171,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         count = write_jsonl(args.out, config)
         print(f"wrote {count:,} events to {args.out}")
         return 0
-    from pipeline.kafka import ensure_topics, produce_events
+    from pipeline.kafka import ensure_topics
+    from pipeline.produce import produce_events
 
     ensure_topics(args.kafka, {args.topic: args.partitions}, retention_ms=args.retention_ms)
     update, close = _progress(args.events, "simulate")

@@ -1,0 +1,14 @@
+"""Fixtures shared by every test directory."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.tansu import TansuBroker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[TansuBroker]:
+    """One in-memory Tansu broker for the whole test session, on a free loopback port."""
+    with TansuBroker() as broker:
+        yield broker

@@ -1,0 +1,132 @@
+"""The whole dataflow under Bytewax: testing source in, testing sink out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import orjson
+import polars as pl
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from operators.actions import Action
+from pipeline.cli import main
+from pipeline.flow import FlowOptions, build_flow
+from pipeline.metrics import Metrics
+from pipeline.records import RawBatch
+from pipeline.simulator import SimulatorConfig, write_jsonl
+from tests.support.scenario import Script, day, epoch
+
+
+def run_flow(
+    batches: list[RawBatch], **options: int
+) -> tuple[list[Action], list[dict[str, object]], Metrics]:
+    actions: list[tuple[str, bytes]] = []
+    dead: list[tuple[str, bytes]] = []
+    metrics = Metrics()
+    flow = build_flow(
+        TestingSource(batches),
+        TestingSink(actions),
+        TestingSink(dead),
+        options=FlowOptions(**options),  # type: ignore[arg-type]
+        metrics=metrics,
+    )
+    run_main(flow, epoch_interval=timedelta(seconds=0))
+    decoded = [Action.model_validate_json(value) for _, value in actions]
+    return decoded, [orjson.loads(value) for _, value in dead], metrics
+
+
+def _scenario() -> Script:
+    s = Script().register("p1").register("p2").after(hours=1).deposit("p1").login("p1")
+    for _ in range(5):
+        s.after(seconds=30).round("p1", "2.50", "0")
+    s.at(days=6, hours=23).login("p9")
+    return s
+
+
+def test_the_dataflow_emits_the_first_triggers_with_deterministic_ids() -> None:
+    actions, dead, metrics = run_flow(_scenario().batches(4), shards=4)
+    assert dead == []
+    # p9 never registered: no welcome, no nudge; p1's 7 days of quiet are not over yet.
+    assert sorted((a.campaign_id, a.player_id) for a in actions) == [
+        ("first_deposit", "p1"),
+        ("loss_streak_5", "p1"),
+        ("no_deposit_3d", "p2"),
+        ("welcome", "p1"),
+        ("welcome", "p2"),
+    ]
+    assert len({a.action_id for a in actions}) == 5
+    assert metrics.value("pitboss_events_total", {"type": "bet"}) == 5
+
+
+def test_timers_fire_at_the_right_event_time_and_not_before() -> None:
+    s = _scenario()
+    actions, _, _ = run_flow(s.batches(3), shards=3)
+    assert not [a for a in actions if a.campaign_id == "inactive_7d"]
+    s.at(days=7, hours=1, minutes=3).login("p9")
+    actions, _, _ = run_flow(s.batches(3), shards=3)
+    inactive = [a for a in actions if a.campaign_id == "inactive_7d"]
+    assert [a.player_id for a in inactive] == ["p1"]
+    # p1's last activity was its fifth round, 2.5 minutes after 10:00 on day 0.
+    assert epoch(inactive[0].decided_at) == day(7) + 3600 + 150
+    nudges = [a for a in actions if a.campaign_id == "no_deposit_3d"]
+    assert [(a.player_id, epoch(a.decided_at)) for a in nudges] == [("p2", day(3))]
+
+
+def test_bad_records_reach_the_dead_letter_output_with_their_bytes_and_a_reason() -> None:
+    good = Script().register("p1").lines()
+    bad = [b"{not json", b'{"type":"bet","event_id":"x"}', b'{"type":"jackpot","player_id":"p"}']
+    batch = RawBatch("file.jsonl", good + bad, [1, 2, 3, 4])
+    actions, dead, metrics = run_flow([batch], shards=2)
+    assert [a.campaign_id for a in actions] == ["welcome"]
+    assert sorted((d["position"], d["kind"]) for d in dead) == [
+        (2, "not_json"),
+        (3, "missing_field"),
+        (4, "unknown_type"),
+    ]
+    assert {d["raw"].encode() for d in dead} == set(bad)
+    assert metrics.value("pitboss_dead_letters_total", {"kind": "not_json"}) == 1
+
+
+def _simulated(tmp_path: Path, events: int = 40_000) -> Path:
+    path = tmp_path / "events.jsonl"
+    write_jsonl(path, SimulatorConfig(seed=7, events=events, poison_rate=0.01))
+    return path
+
+
+def test_replay_is_byte_identical_and_worker_count_does_not_change_action_ids(
+    tmp_path: Path,
+) -> None:
+    events = _simulated(tmp_path)
+    for name, workers in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert main(["replay", str(events), "--out", str(tmp_path / name), "-w", workers]) == 0
+    first = (tmp_path / "a" / "actions.jsonl").read_bytes()
+    assert first and first == (tmp_path / "b" / "actions.jsonl").read_bytes()
+
+    def ids(name: str) -> set[str]:
+        lines = (tmp_path / name / "actions.jsonl").read_bytes().splitlines()
+        return {orjson.loads(line)["action_id"] for line in lines}
+
+    assert len(ids("a")) > 100
+    assert ids("a") == ids("c")
+    dead = (tmp_path / "a" / "dead_letters.jsonl").read_bytes().splitlines()
+    assert 200 <= len(dead) <= 600  # 1% of 40k poisoned
+    players = pl.read_parquet(tmp_path / "a" / "players.parquet")
+    assert players["player_id"].is_unique().all()
+    assert players.equals(pl.read_parquet(tmp_path / "c" / "players.parquet"))
+
+
+def test_players_parquet_holds_the_final_state_of_each_player(tmp_path: Path) -> None:
+    s = Script().register("p1", country="SE", currency="SEK").deposit("p1", "100.25")
+    s.after(minutes=1).round("p1", "10.00", "0").after(minutes=1).round("p1", "5.00", "12.50")
+    events = tmp_path / "e.jsonl"
+    events.write_bytes(b"\n".join(s.lines()) + b"\n")
+    assert main(["replay", str(events), "--out", str(tmp_path / "out")]) == 0
+    row = pl.read_parquet(tmp_path / "out" / "players.parquet").row(0, named=True)
+    assert row["player_id"] == "p1" and row["country"] == "SE"
+    assert row["deposit_count"] == 1 and row["deposit_total"] == Decimal("100.25")
+    assert row["wager_total"] == Decimal("15") and row["net_total"] == Decimal("-2.5")
+    assert row["wager_1h"] == Decimal("15") and row["net_24h"] == Decimal("-2.5")
+    assert row["loss_streak"] == 0 and row["longest_loss_streak"] == 1
+    assert row["lifecycle"] == "depositor" and row["favourite_category"] == "slots"

@@ -1,0 +1,81 @@
+"""Decoding: every record becomes an event or a dead letter with a precise reason."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from pipeline.decode import decode_batch
+from pipeline.records import RawBatch
+
+BET = (
+    b'{"event_id":"e1","type":"bet","player_id":"p1","ts":"2026-01-05T10:00:00+02:00",'
+    b'"round_id":"r1","amount":"1.2345","currency":"EUR","game_id":"g","game_category":"slots"'
+)
+
+
+def decode_one(raw: bytes) -> tuple[str, str] | None:
+    out = decode_batch(RawBatch("t/0", [raw], [17]))
+    if out.events:
+        return None
+    (letter,) = out.dead_letters
+    assert letter.raw == raw and letter.position == 17 and letter.source == "t/0"
+    return letter.kind, letter.reason
+
+
+def test_a_valid_bet_decodes_with_decimal_amount_and_aware_time() -> None:
+    out = decode_batch(RawBatch("t/0", [BET + b"}"], [1]))
+    ((ts, event),) = out.events
+    assert event.type == "bet" and event.amount == Decimal("1.2345")
+    assert ts == 1767600000 and out.high_mark == ts
+
+
+def test_extra_fields_are_ignored_not_fatal() -> None:
+    assert decode_one(BET + b',"new_field":{"x":1}}') is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "says"),
+    [
+        (b"{oops", "not_json", "not JSON"),
+        (b"", "not_json", "not JSON"),
+        (b'["a"]', "not_object", "list"),
+        (
+            b'{"type":"jackpot","event_id":"e","player_id":"p","ts":"2026-01-01T00:00:00Z"}',
+            "unknown_type",
+            "'jackpot'",
+        ),
+        (
+            b'{"event_id":"e","player_id":"p","ts":"2026-01-01T00:00:00Z"}',
+            "missing_field",
+            "'type'",
+        ),
+        (BET.replace(b',"game_id":"g"', b"") + b"}", "missing_field", "game_id"),
+        (BET.replace(b"+02:00", b"") + b"}", "naive_timestamp", "'ts'"),
+        (BET.replace(b'"1.2345"', b'"abc"') + b"}", "invalid_field", "'amount'"),
+        (BET.replace(b'"1.2345"', b'"1.23456"') + b"}", "invalid_field", "'amount'"),
+        (BET.replace(b'"1.2345"', b'"-5"') + b"}", "invalid_field", "'amount'"),
+        (BET.replace(b'"slots"', b'"bingo"') + b"}", "invalid_field", "'game_category'"),
+    ],
+)
+def test_bad_records_become_dead_letters_that_say_what_is_wrong(
+    raw: bytes, kind: str, says: str
+) -> None:
+    result = decode_one(raw)
+    assert result is not None
+    assert result[0] == kind
+    assert says in result[1]
+
+
+def test_one_bad_record_does_not_spoil_its_batch() -> None:
+    good = BET + b"}"
+    out = decode_batch(RawBatch("t/0", [good, b"1},{", good.replace(b"e1", b"e2")], [1, 2, 3]))
+    assert [e.event_id for _, e in out.events] == ["e1", "e2"]
+    assert [d.position for d in out.dead_letters] == [2]
+
+
+def test_dead_letter_reasons_carry_no_field_values() -> None:
+    raw = BET.replace(b'"amount":"1.2345"', b'"amount":"alice@example.com"') + b"}"
+    result = decode_one(raw)
+    assert result is not None and "alice" not in result[1]
