@@ -1,45 +1,33 @@
-"""The player operator: one shard of players, their state, timers and rules.
+"""The player operator: one shard of players, their state, deadlines and rule sets.
 
 Players are grouped into a fixed number of shards (by a stable hash of the player id),
 and a shard is the unit the dataflow keys, snapshots and moves between workers. The
-engine is pure Python: the Bytewax glue hands it batches of decoded events with the
-source's event-time high mark and collects the actions it returns.
+engine is pure Python: the Bytewax glue hands it batches of decoded events and moves its
+watermark; it returns decided actions.
 
-Event time: the glue moves the shard's watermark (``advance``), from the event times its
-sources have reached (``pipeline.clock``). Events older than the watermark are *late*:
-still folded (windows place them in their own bucket) and counted. Time-based rules fire
-when the watermark passes their deadline, or, exactly at the deadline, when the player's
-next event proves the deadline passed (see ``operators.triggers``).
+Event time: events older than the watermark are *late*: still folded (windows place them
+in their own bucket) and counted. A deadline fires when the watermark passes it or, if
+the player's own next event is later than the deadline, just before that event is
+folded. Either way it fires *at* the deadline, against the state as it was then, so the
+outcome does not depend on batching, sharding or the number of workers.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from operators.actions import Action
 from operators.guards import decide
-from operators.player_state import DAY, PlayerState
+from operators.player_state import NEXT_DUE, PlayerState
+from operators.rules import Intent, RuleSet
 from operators.timers import TimerWheel
-from operators.triggers import (
-    FIRST_DEPOSIT_REWARDED,
-    INACTIVITY_ARMED,
-    INACTIVITY_NOTIFIED,
-    NO_DEPOSIT_ARMED,
-    NO_DEPOSIT_NUDGED,
-    WELCOMED,
-    Intent,
-    TriggerSettings,
-    first_deposit,
-    inactivity,
-    loss_streak,
-    no_deposit,
-    welcome,
-)
+from operators.triggers import FirstTriggers
 from pipeline.events import ACTIVITY_TYPES, Event
 
 NEVER = -(2**62)
+_NOTHING_DUE = 2**63 - 1
 
 
 def shard_of(player_id: str, shards: int) -> int:
@@ -49,35 +37,40 @@ def shard_of(player_id: str, shards: int) -> int:
 
 @dataclass(slots=True)
 class ShardStats:
-    """Counters the glue turns into metrics (deltas are read and reset)."""
+    """Counters the glue turns into metrics."""
 
     events: int = 0
     late_events: int = 0
     intents: int = 0
 
 
+def _default_rules() -> list[RuleSet]:
+    return [FirstTriggers()]
+
+
 @dataclass(slots=True)
 class PlayerShard:
-    """State, timers and rules for the players of one shard."""
+    """State, deadlines and rules for the players of one shard.
 
-    triggers: TriggerSettings = field(default_factory=TriggerSettings)
+    ``rules`` are not part of a snapshot's meaning: the glue passes the current rule sets
+    when it restores a shard (``with_rules``), so a restart picks up new configuration.
+    """
+
+    rules: Sequence[RuleSet] = field(default_factory=_default_rules)
     players: dict[str, PlayerState] = field(default_factory=dict)
     watermark: int = NEVER
-    inactivity_timers: TimerWheel = field(default_factory=TimerWheel)
-    no_deposit_timers: TimerWheel = field(default_factory=TimerWheel)
+    timers: TimerWheel = field(default_factory=TimerWheel)
     stats: ShardStats = field(default_factory=ShardStats)
 
     def process(self, events: Iterable[tuple[int, Event]]) -> list[Action]:
         """Fold ``(ts, event)`` pairs in order; return the actions they trigger."""
         actions: list[Action] = []
-        intents: list[Intent] = []
-        settings = self.triggers
-        inactive_after = settings.inactivity_seconds
-        no_deposit_after = settings.no_deposit_seconds
-        streak_threshold = settings.loss_streak
+        out: list[Intent] = []
+        rules = self.rules
         players = self.players
         watermark = self.watermark
         stats = self.stats
+        schedule = self.schedule
         for ts, event in events:
             stats.events += 1
             if ts < watermark:
@@ -86,93 +79,79 @@ class PlayerShard:
             state = players.get(pid)
             if state is None:
                 state = players[pid] = PlayerState(pid, ts)
-            etype = event.type
-            is_activity = etype in ACTIVITY_TYPES
-            flags = state.flags
-
-            # Deadlines this event proves have passed fire first, at their deadline, so
-            # the outcome does not depend on how events were batched or sharded.
-            last = state.last_activity
-            if last is not None and ts - last >= inactive_after and not flags & INACTIVITY_NOTIFIED:
-                intents.append(
-                    inactivity(state, last, last + inactive_after, inactive_after // DAY)
-                )
-            registered = state.registered_at
-            if (
-                registered is not None
-                and state.deposit_count == 0
-                and ts - registered >= no_deposit_after
-                and not flags & NO_DEPOSIT_NUDGED
-            ):
-                intents.append(
-                    no_deposit(state, registered + no_deposit_after, no_deposit_after // DAY)
-                )
-
-            deposits_before = state.deposit_count
-            state.apply(event, ts, is_activity)
-
-            if etype == "registration":
-                if not state.flags & WELCOMED:
-                    intents.append(welcome(state, event.event_id, ts))
-                if not state.flags & (NO_DEPOSIT_ARMED | NO_DEPOSIT_NUDGED):
-                    state.flags |= NO_DEPOSIT_ARMED
-                    self.no_deposit_timers.schedule(ts + no_deposit_after, pid)
-            elif (
-                etype == "deposit"
-                and deposits_before == 0
-                and state.deposit_count == 1
-                and not state.flags & FIRST_DEPOSIT_REWARDED
-            ):
-                intents.append(first_deposit(state, event.event_id, ts))
-            elif etype == "win" and state.loss_streak == streak_threshold:
-                intents.append(loss_streak(state, event.event_id, ts, streak_threshold))
-            if is_activity and ts == state.last_activity:
-                state.flags &= ~INACTIVITY_NOTIFIED
-                if not state.flags & INACTIVITY_ARMED:
-                    state.flags |= INACTIVITY_ARMED
-                    self.inactivity_timers.schedule(ts + inactive_after, pid)
-            if intents:
-                stats.intents += len(intents)
-                actions.extend(decide(intent, state) for intent in intents)
-                intents.clear()
+            if ts >= state.n[NEXT_DUE]:
+                # Decided now, against the state as it was at the deadline.
+                self._fire_due(state, ts, out)
+                if out:
+                    stats.intents += len(out)
+                    actions.extend(decide(intent, state) for intent in out)
+                    out.clear()
+            state.apply(event, ts, event.type in ACTIVITY_TYPES)
+            for rule_set in rules:
+                rule_set.on_event(state, event, ts, out, schedule)
+            if out:
+                stats.intents += len(out)
+                actions.extend(decide(intent, state) for intent in out)
+                out.clear()
         return actions
 
+    def schedule(self, state: PlayerState, deadline: int) -> None:
+        """Make sure the player is woken at ``deadline`` (earlier wake-ups are kept)."""
+        if deadline < state.n[NEXT_DUE]:
+            state.n[NEXT_DUE] = deadline
+            self.timers.schedule(deadline, state.player_id)
+
+    def _fire_due(self, state: PlayerState, now: int, out: list[Intent]) -> None:
+        pending = _NOTHING_DUE
+        for rule_set in self.rules:
+            deadline = rule_set.fire_due(state, now, out)
+            if deadline is not None and deadline < pending:
+                pending = deadline
+        state.n[NEXT_DUE] = _NOTHING_DUE
+        if pending != _NOTHING_DUE:
+            self.schedule(state, pending)
+
     def advance(self, watermark: int) -> list[Action]:
-        """Move the watermark forward (never back) and fire the timers now due."""
+        """Move the watermark forward (never back) and fire the deadlines now due."""
         if watermark <= self.watermark:
             return []
         self.watermark = watermark
-        intents: list[tuple[Intent, PlayerState]] = []
-        settings = self.triggers
         players = self.players
-
-        inactive_after = settings.inactivity_seconds
-        for pid in self.inactivity_timers.due(watermark):
-            state = players[pid]
-            last = state.last_activity
-            if last is None or state.flags & INACTIVITY_NOTIFIED:
-                state.flags &= ~INACTIVITY_ARMED
+        actions: list[Action] = []
+        out: list[Intent] = []
+        timers = self.timers
+        seen: set[str] = set()
+        for pid in timers.due(watermark):
+            if pid in seen:  # a player can have stale entries; one visit is enough
                 continue
-            deadline = last + inactive_after
-            if deadline <= watermark:
-                state.flags &= ~INACTIVITY_ARMED
-                intents.append((inactivity(state, last, deadline, inactive_after // DAY), state))
-            else:
-                self.inactivity_timers.schedule(deadline, pid)
-
-        no_deposit_after = settings.no_deposit_seconds
-        for pid in self.no_deposit_timers.due(watermark):
+            seen.add(pid)
             state = players[pid]
-            registered = state.registered_at
-            if registered is None or state.deposit_count or state.flags & NO_DEPOSIT_NUDGED:
-                state.flags &= ~NO_DEPOSIT_ARMED
+            due = state.n[NEXT_DUE]
+            if due > watermark:
+                # Not due yet. Every NEXT_DUE has an entry in the wheel; if it was in one
+                # of the buckets just taken out, put it back.
+                if due != _NOTHING_DUE and timers.covers(due, watermark):
+                    timers.schedule(due, pid)
                 continue
-            deadline = registered + no_deposit_after
-            if deadline <= watermark:
-                state.flags &= ~NO_DEPOSIT_ARMED
-                intents.append((no_deposit(state, deadline, no_deposit_after // DAY), state))
-            else:
-                self.no_deposit_timers.schedule(deadline, pid)
+            self._fire_due(state, watermark, out)
+            if out:
+                self.stats.intents += len(out)
+                actions.extend(decide(intent, state) for intent in out)
+                out.clear()
+        return actions
 
-        self.stats.intents += len(intents)
-        return [decide(intent, state) for intent, state in intents]
+    def with_rules(self, rules: Sequence[RuleSet]) -> PlayerShard:
+        """This shard running ``rules`` from now on (after a restore or a reload)."""
+        self.rules = rules
+        return self
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return (self.players, self.watermark, self.timers, self.stats)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        players, watermark, timers, stats = state
+        self.rules = _default_rules()
+        self.players = players  # type: ignore[assignment]
+        self.watermark = watermark  # type: ignore[assignment]
+        self.timers = timers  # type: ignore[assignment]
+        self.stats = stats  # type: ignore[assignment]

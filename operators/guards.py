@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from operators.actions import Action, Decision, derive_action_id, epoch_to_datetime, suppressed
 from operators.player_state import CHANNEL_BITS, PlayerState
-from operators.triggers import Intent
+from operators.rules import Intent
 
 
 def decide(intent: Intent, state: PlayerState) -> Action:

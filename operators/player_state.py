@@ -18,7 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from operators.windows import DEFAULT_WINDOWS, WindowedSums
+from operators.windows import WindowedSums, WindowSpec
 from pipeline.events import (
     Bet,
     BonusRedeemed,
@@ -49,7 +49,6 @@ CHANNEL_BITS: dict[str, int] = {channel.value: 1 << i for i, channel in enumerat
 
 # Metrics kept in the sliding windows.
 WAGER, NET = 0, 1
-WINDOW_NAMES: tuple[str, ...] = tuple(spec.name for spec in DEFAULT_WINDOWS)
 
 
 class Lifecycle(StrEnum):
@@ -72,88 +71,189 @@ def from_money(units: int) -> Decimal:
     return Decimal(units).scaleb(-4)
 
 
-class PlayerState:
-    """Everything the rules know about one player."""
+# Every numeric scalar of a player lives in one array('q'): a slot per field instead of a
+# Python int object per field is what keeps a player near a kilobyte. ``NONE`` marks an
+# absent time. The names below index that array.
+NONE = -(2**63)
+(
+    FIRST_SEEN,
+    LAST_SEEN,
+    LAST_ACTIVITY,
+    REGISTERED_AT,
+    FIRST_DEPOSIT_AT,
+    SELF_EXCLUDED_UNTIL,
+    NEXT_DUE,
+    SESSIONS,
+    DEPOSIT_COUNT,
+    DEPOSIT_TOTAL,
+    WITHDRAWAL_TOTAL,
+    BET_COUNT,
+    WAGER_TOTAL,
+    WIN_TOTAL,
+    LOSS_STREAK,
+    LONGEST_LOSS_STREAK,
+    LIMIT_CHANGES,
+    CONSENTS,
+    FLAGS,
+    BIRTH_DATE,
+    CATEGORY_WAGER,  # one slot per game category from here
+) = range(21)
+_FIELDS = CATEGORY_WAGER + len(CATEGORIES)
+_BLANK = array("q", [0]) * _FIELDS
+for _slot in (LAST_ACTIVITY, REGISTERED_AT, FIRST_DEPOSIT_AT, SELF_EXCLUDED_UNTIL, BIRTH_DATE):
+    _BLANK[_slot] = NONE
+_BLANK[NEXT_DUE] = 2**63 - 1
 
-    __slots__ = (
-        "attributes",
-        "bet_count",
-        "birth_date",
-        "category_wager",
-        "consents",
-        "country",
-        "currency",
-        "deposit_count",
-        "deposit_total",
-        "first_deposit_at",
-        "first_seen",
-        "flags",
-        "last_activity",
-        "last_seen",
-        "limit_changes",
-        "locale",
-        "longest_loss_streak",
-        "loss_streak",
-        "player_id",
-        "registered_at",
-        "self_excluded_until",
-        "sessions",
-        "timezone",
-        "vip_level",
-        "wager_total",
-        "win_total",
-        "windows",
-        "withdrawal_total",
-    )
+# Windows: 1 h at 10-minute, 24 h at 2-hour and 7 d at 1-day resolution.
+PLAYER_WINDOWS: tuple[WindowSpec, ...] = (
+    WindowSpec("1h", 600, 6),
+    WindowSpec("24h", 7200, 12),
+    WindowSpec("7d", 86400, 7),
+)
+WINDOW_NAMES: tuple[str, ...] = tuple(spec.name for spec in PLAYER_WINDOWS)
+
+_PROFILES: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
+
+
+def _profile(*values: str | None) -> tuple[str | None, ...]:
+    """One shared tuple per distinct (country, currency, time zone, locale, channel)."""
+    return _PROFILES.setdefault(values, values)
+
+
+def _optional(slot: int, doc: str) -> property:
+    def get(self: PlayerState) -> int | None:
+        value = self.n[slot]
+        return None if value == NONE else value
+
+    return property(get, doc=doc)
+
+
+def _counter(slot: int, doc: str) -> property:
+    def get(self: PlayerState) -> int:
+        return self.n[slot]
+
+    return property(get, doc=doc)
+
+
+class PlayerState:
+    """Everything the rules know about one player.
+
+    Numbers live in ``n`` (an ``array('q')`` indexed by the module's field constants) and
+    are read through the properties below; the fold writes ``n`` directly. ``extra``
+    holds what few players have (custom attributes, VIP level, rule progress).
+    """
+
+    __slots__ = ("extra", "n", "player_id", "profile", "windows")
 
     def __init__(self, player_id: str, first_seen: int) -> None:
         self.player_id = player_id
-        self.first_seen = first_seen
-        self.last_seen = first_seen
-        self.last_activity: int | None = None
-        self.registered_at: int | None = None
-        self.country: str | None = None
-        self.currency: str | None = None
-        self.timezone: str | None = None
-        self.locale: str | None = None
-        self.birth_date: str | None = None
-        self.consents = 0
-        self.sessions = 0
-        self.deposit_count = 0
-        self.deposit_total = 0
-        self.first_deposit_at: int | None = None
-        self.withdrawal_total = 0
-        self.bet_count = 0
-        self.wager_total = 0
-        self.win_total = 0
-        self.loss_streak = 0
-        self.longest_loss_streak = 0
-        self.category_wager = array("q", bytes(8 * len(CATEGORIES)))
-        self.windows = WindowedSums(2)
-        self.self_excluded_until: int | None = None
-        self.limit_changes = 0
-        self.vip_level: int | str | None = None
-        self.attributes: dict[str, Any] | None = None
-        # Bits owned by the engine and the triggers (fired one-shot rules, armed timers).
-        self.flags = 0
+        self.n = array("q", _BLANK)
+        self.n[FIRST_SEEN] = first_seen
+        self.n[LAST_SEEN] = first_seen
+        self.windows = WindowedSums(2, PLAYER_WINDOWS)
+        self.profile: tuple[str | None, ...] = _NO_PROFILE
+        self.extra: dict[str, Any] | None = None
+
+    first_seen = _counter(FIRST_SEEN, "Event time of the first event seen.")
+    last_seen = _counter(LAST_SEEN, "Event time of the newest event seen.")
+    last_activity = _optional(LAST_ACTIVITY, "Newest player-initiated event time, if any.")
+    registered_at = _optional(REGISTERED_AT, "Registration time, if registered.")
+    first_deposit_at = _optional(FIRST_DEPOSIT_AT, "First successful deposit time.")
+    self_excluded_until = _optional(SELF_EXCLUDED_UNTIL, "End of a self-exclusion.")
+    sessions = _counter(SESSIONS, "Logins seen.")
+    deposit_count = _counter(DEPOSIT_COUNT, "Successful deposits.")
+    deposit_total = _counter(DEPOSIT_TOTAL, "Money deposited, ten-thousandths.")
+    withdrawal_total = _counter(WITHDRAWAL_TOTAL, "Money withdrawn, ten-thousandths.")
+    bet_count = _counter(BET_COUNT, "Bets placed.")
+    wager_total = _counter(WAGER_TOTAL, "Money wagered, ten-thousandths.")
+    win_total = _counter(WIN_TOTAL, "Money won, ten-thousandths.")
+    loss_streak = _counter(LOSS_STREAK, "Consecutive lost rounds, now.")
+    longest_loss_streak = _counter(LONGEST_LOSS_STREAK, "Longest loss streak so far.")
+    limit_changes = _counter(LIMIT_CHANGES, "Responsible-gaming limit changes.")
+
+    @property
+    def flags(self) -> int:
+        """Bits owned by the rules (one-shot rules fired, quiet spells notified)."""
+        return self.n[FLAGS]
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        self.n[FLAGS] = value
+
+    @property
+    def consents(self) -> int:
+        """Consent bit mask, one bit per channel (``CHANNEL_BITS``)."""
+        return self.n[CONSENTS]
+
+    @property
+    def country(self) -> str | None:
+        """ISO country code from registration."""
+        return self.profile[0]
+
+    @property
+    def currency(self) -> str | None:
+        """ISO currency code from registration."""
+        return self.profile[1]
+
+    @property
+    def timezone(self) -> str | None:
+        """IANA time zone from registration."""
+        return self.profile[2]
+
+    @property
+    def locale(self) -> str | None:
+        """Preferred locale from registration."""
+        return self.profile[3]
+
+    @property
+    def acquisition_channel(self) -> str | None:
+        """How the player was acquired (organic, affiliate, ...)."""
+        return self.profile[4]
+
+    @property
+    def birth_date(self) -> str | None:
+        """Birth date as YYYY-MM-DD, if given."""
+        value = self.n[BIRTH_DATE]
+        if value == NONE:
+            return None
+        return f"{value // 10000:04d}-{value // 100 % 100:02d}-{value % 100:02d}"
+
+    @property
+    def vip_level(self) -> int | str | None:
+        """VIP level from profile updates, if any."""
+        return None if self.extra is None else self.extra.get("vip_level")
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Custom attributes from profile updates (empty if none)."""
+        if self.extra is None:
+            return {}
+        attributes: dict[str, Any] = self.extra.get("attributes", {})
+        return attributes
 
     # -- derived views -------------------------------------------------------------
 
     @property
     def net_total(self) -> int:
         """Lifetime net result for the player: wins minus wagers (negative = player lost)."""
-        return self.win_total - self.wager_total
+        return self.n[WIN_TOTAL] - self.n[WAGER_TOTAL]
 
     @property
     def average_stake(self) -> int:
         """Mean stake in ten-thousandths (0 before the first bet)."""
-        return self.wager_total // self.bet_count if self.bet_count else 0
+        bets = self.n[BET_COUNT]
+        return self.n[WAGER_TOTAL] // bets if bets else 0
 
     @property
     def favourite_category(self) -> str | None:
         """The game category with the most money wagered (None before the first bet)."""
-        best = max(range(len(CATEGORIES)), key=self.category_wager.__getitem__)
-        return CATEGORIES[best].value if self.category_wager[best] > 0 else None
+        n = self.n
+        best = max(range(len(CATEGORIES)), key=lambda i: n[CATEGORY_WAGER + i])
+        return CATEGORIES[best].value if n[CATEGORY_WAGER + best] > 0 else None
+
+    def category_wager(self, category: str) -> int:
+        """Money wagered on one game category, ten-thousandths."""
+        return self.n[CATEGORY_WAGER + _CATEGORY_INDEX[GameCategory(category)]]
 
     def wager(self, window: int, now: int) -> int:
         """Money wagered in window ``window`` (index into ``WINDOW_NAMES``) ending at now."""
@@ -165,7 +265,7 @@ class PlayerState:
 
     def has_consent(self, channel: str) -> bool:
         """Whether the player currently consents to marketing on ``channel``."""
-        return bool(self.consents & CHANNEL_BITS[channel])
+        return bool(self.n[CONSENTS] & CHANNEL_BITS[channel])
 
     @property
     def is_self_excluded(self) -> bool:
@@ -173,47 +273,68 @@ class PlayerState:
 
         True from a self-exclusion until the player's first activity after it ends.
         """
-        return self.self_excluded_until is not None
+        return self.n[SELF_EXCLUDED_UNTIL] != NONE
 
     def lifecycle(self, now: int) -> Lifecycle:
         """The lifecycle stage at event time ``now`` (derived, never stored)."""
-        if self.deposit_count == 0:
+        n = self.n
+        if n[DEPOSIT_COUNT] == 0:
             return Lifecycle.REGISTERED
-        idle = now - (self.last_activity if self.last_activity is not None else self.last_seen)
+        last = n[LAST_ACTIVITY] if n[LAST_ACTIVITY] != NONE else n[LAST_SEEN]
+        idle = now - last
         if idle >= LAPSED_AFTER:
             return Lifecycle.LAPSED
         if idle >= AT_RISK_AFTER:
             return Lifecycle.AT_RISK
-        return Lifecycle.ACTIVE if self.deposit_count > 1 else Lifecycle.DEPOSITOR
+        return Lifecycle.ACTIVE if n[DEPOSIT_COUNT] > 1 else Lifecycle.DEPOSITOR
 
     # -- the fold ------------------------------------------------------------------
 
     def apply(self, event: Event, ts: int, is_activity: bool) -> None:
         """Fold one event, at integer event time ``ts``, into the state."""
-        self.last_seen = max(self.last_seen, ts)
-        self.first_seen = min(self.first_seen, ts)
+        n = self.n
+        n[LAST_SEEN] = max(n[LAST_SEEN], ts)
+        n[FIRST_SEEN] = min(n[FIRST_SEEN], ts)
         if is_activity:
-            if self.last_activity is None or ts > self.last_activity:
-                self.last_activity = ts
+            if ts > n[LAST_ACTIVITY]:  # NONE is the smallest value
+                n[LAST_ACTIVITY] = ts
             # A self-excluded player stays suppressed until they actively return after
             # the exclusion ends, not merely until its end date.
-            if self.self_excluded_until is not None and ts >= self.self_excluded_until:
-                self.self_excluded_until = None
+            until = n[SELF_EXCLUDED_UNTIL]
+            if until != NONE and ts >= until:
+                n[SELF_EXCLUDED_UNTIL] = NONE
         handler = _HANDLERS.get(type(event))
         if handler is not None:
             handler(self, event, ts)
 
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.player_id, self.n.tobytes(), self.windows, self.profile, self.extra)
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        self.player_id, raw, self.windows, profile, self.extra = state
+        self.n = array("q")
+        self.n.frombytes(raw)
+        self.profile = _profile(*profile)
+
+
+_NO_PROFILE = _profile(None, None, None, None, None)
+
 
 def _on_registration(state: PlayerState, event: Any, ts: int) -> None:
     e: Registration = event
-    state.registered_at = ts
-    state.country = sys.intern(e.country)
-    state.currency = sys.intern(e.currency)
-    state.timezone = sys.intern(e.timezone)
-    state.locale = sys.intern(e.locale) if e.locale else None
-    state.birth_date = e.birth_date.isoformat() if e.birth_date else None
+    n = state.n
+    n[REGISTERED_AT] = ts
+    state.profile = _profile(
+        sys.intern(e.country),
+        sys.intern(e.currency),
+        sys.intern(e.timezone),
+        sys.intern(e.locale) if e.locale else None,
+        sys.intern(e.channel),
+    )
+    birth = e.birth_date
+    n[BIRTH_DATE] = NONE if birth is None else birth.year * 10000 + birth.month * 100 + birth.day
     consents = e.consents
-    state.consents = (
+    n[CONSENTS] = (
         (CHANNEL_BITS["email"] if consents.email else 0)
         | (CHANNEL_BITS["sms"] if consents.sms else 0)
         | (CHANNEL_BITS["push"] if consents.push else 0)
@@ -222,31 +343,33 @@ def _on_registration(state: PlayerState, event: Any, ts: int) -> None:
 
 
 def _on_login(state: PlayerState, event: Any, ts: int) -> None:
-    state.sessions += 1
+    state.n[SESSIONS] += 1
 
 
 def _on_deposit(state: PlayerState, event: Any, ts: int) -> None:
     e: Deposit = event
     if e.status != "ok":
         return
-    state.deposit_count += 1
-    state.deposit_total += to_money(e.amount)
-    if state.first_deposit_at is None or ts < state.first_deposit_at:
-        state.first_deposit_at = ts
+    n = state.n
+    n[DEPOSIT_COUNT] += 1
+    n[DEPOSIT_TOTAL] += to_money(e.amount)
+    if n[FIRST_DEPOSIT_AT] == NONE or ts < n[FIRST_DEPOSIT_AT]:
+        n[FIRST_DEPOSIT_AT] = ts
 
 
 def _on_withdrawal(state: PlayerState, event: Any, ts: int) -> None:
     e: Withdrawal = event
     if e.status == "ok":
-        state.withdrawal_total += to_money(e.amount)
+        state.n[WITHDRAWAL_TOTAL] += to_money(e.amount)
 
 
 def _on_bet(state: PlayerState, event: Any, ts: int) -> None:
     e: Bet = event
     stake = to_money(e.amount)
-    state.bet_count += 1
-    state.wager_total += stake
-    state.category_wager[_CATEGORY_INDEX[e.game_category]] += stake
+    n = state.n
+    n[BET_COUNT] += 1
+    n[WAGER_TOTAL] += stake
+    n[CATEGORY_WAGER + _CATEGORY_INDEX[e.game_category]] += stake
     windows = state.windows
     windows.add(ts, WAGER, stake)
     windows.add(ts, NET, -stake)
@@ -255,48 +378,49 @@ def _on_bet(state: PlayerState, event: Any, ts: int) -> None:
 def _on_win(state: PlayerState, event: Any, ts: int) -> None:
     e: Win = event
     amount = to_money(e.amount)
-    state.win_total += amount
+    n = state.n
+    n[WIN_TOTAL] += amount
     if amount:
         state.windows.add(ts, NET, amount)
-        state.loss_streak = 0
+        n[LOSS_STREAK] = 0
     else:  # DESIGN.md: a win of 0 settles a lost round
-        state.loss_streak += 1
-        state.longest_loss_streak = max(state.longest_loss_streak, state.loss_streak)
+        streak = n[LOSS_STREAK] + 1
+        n[LOSS_STREAK] = streak
+        n[LONGEST_LOSS_STREAK] = max(n[LONGEST_LOSS_STREAK], streak)
 
 
 def _on_consent_change(state: PlayerState, event: Any, ts: int) -> None:
     e: ConsentChange = event
     bit = CHANNEL_BITS[e.channel.value]
-    state.consents = (state.consents | bit) if e.granted else (state.consents & ~bit)
+    n = state.n
+    n[CONSENTS] = (n[CONSENTS] | bit) if e.granted else (n[CONSENTS] & ~bit)
 
 
 def _on_unsubscribed(state: PlayerState, event: Any, ts: int) -> None:
     e: Unsubscribed = event
-    state.consents &= ~CHANNEL_BITS[e.channel.value]
+    state.n[CONSENTS] &= ~CHANNEL_BITS[e.channel.value]
 
 
 def _on_self_exclusion(state: PlayerState, event: Any, ts: int) -> None:
     e: SelfExclusion = event
     until = INDEFINITE if e.until is None else int(e.until.timestamp())
-    current = state.self_excluded_until
     # An exclusion can be extended, never shortened by a later event.
-    if current is None or until > current:
-        state.self_excluded_until = until
+    state.n[SELF_EXCLUDED_UNTIL] = max(state.n[SELF_EXCLUDED_UNTIL], until)
 
 
 def _on_limit_change(state: PlayerState, event: Any, ts: int) -> None:
     _: LimitChange = event
-    state.limit_changes += 1
+    state.n[LIMIT_CHANGES] += 1
 
 
 def _on_profile_update(state: PlayerState, event: Any, ts: int) -> None:
     e: ProfileUpdate = event
+    extra = state.extra if state.extra is not None else {}
     if e.attributes:
-        merged = dict(state.attributes or {})
-        merged.update(e.attributes)
-        state.attributes = merged
+        extra["attributes"] = {**extra.get("attributes", {}), **e.attributes}
     if e.vip_level is not None:
-        state.vip_level = e.vip_level
+        extra["vip_level"] = e.vip_level
+    state.extra = extra or None
 
 
 def _on_bonus_redeemed(state: PlayerState, event: Any, ts: int) -> None:
@@ -346,6 +470,7 @@ def player_row(state: PlayerState, now: int) -> dict[str, Any]:
         "loss_streak": state.loss_streak,
         "longest_loss_streak": state.longest_loss_streak,
         "self_excluded": state.is_self_excluded,
+        "acquisition_channel": state.acquisition_channel,
         "limit_changes": state.limit_changes,
         "vip_level": None if state.vip_level is None else str(state.vip_level),
     }

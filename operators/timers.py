@@ -44,5 +44,9 @@ class TimerWheel:
             keys.extend(self._buckets.pop(heapq.heappop(order)))
         return keys
 
+    def covers(self, deadline: int, watermark: int) -> bool:
+        """Whether ``due(watermark)`` takes out the bucket that ``deadline`` is in."""
+        return deadline // self._granularity <= watermark // self._granularity
+
     def __len__(self) -> int:
         return sum(len(keys) for keys in self._buckets.values())

@@ -24,7 +24,8 @@ from bytewax.outputs import Sink
 from operators.actions import Action
 from operators.engine import PlayerShard, shard_of
 from operators.player_state import player_row
-from operators.triggers import TriggerSettings
+from operators.rules import RuleSet
+from operators.triggers import FirstTriggers, TriggerSettings
 from pipeline.clock import EventClock
 from pipeline.decode import DeadLetter, DecodedBatch, decode_batch
 from pipeline.events import Event
@@ -60,10 +61,12 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         self._options = options
         self._metrics = metrics
         newest = None
+        rules: list[RuleSet] = [FirstTriggers(options.triggers)]
         if resume is not None:
-            self._shard, newest = resume
+            shard, newest = resume
+            self._shard = shard.with_rules(rules)
         else:
-            self._shard = PlayerShard(triggers=options.triggers)
+            self._shard = PlayerShard(rules=rules)
         lateness = options.lateness_seconds
         self._clock = (
             EventClock.live(lateness, newest)

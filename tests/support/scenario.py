@@ -25,6 +25,13 @@ class Script:
         self.records: list[dict[str, Any]] = []
         self._ids = count(1)
 
+    def __repr__(self) -> str:
+        return (
+            "Script("
+            + ", ".join(f"{r['ts'][5:19]} {r['type']} {r['player_id']}" for r in self.records)
+            + ")"
+        )
+
     def at(self, **delta: float) -> Script:
         """Move the script's clock to start + delta (absolute, not relative)."""
         self.now = T0 + timedelta(**delta)

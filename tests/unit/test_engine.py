@@ -145,3 +145,73 @@ def test_actions_do_not_depend_on_batching_or_watermark_lag(chunk: int, lateness
     assert sorted(a.model_dump_json() for a in got) == sorted(
         a.model_dump_json() for a in reference
     )
+
+
+@st.composite
+def populations(draw: st.DrawFn) -> Script:
+    """Random players doing random things at random times, in time order."""
+    s = Script()
+    steps = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 5),  # player
+                st.sampled_from(["register", "login", "deposit", "lose", "win", "consent"]),
+                st.integers(0, 4 * 86_400),  # seconds since the previous step
+            ),
+            min_size=1,
+            max_size=60,
+        )
+    )
+    for player, what, gap in steps:
+        s.after(seconds=gap)
+        pid = f"p{player}"
+        if what == "register":
+            s.register(pid)
+        elif what == "login":
+            s.login(pid)
+        elif what == "deposit":
+            s.deposit(pid)
+        elif what == "lose":
+            s.round(pid, "1.00", "0")
+        elif what == "win":
+            s.round(pid, "1.00", "3.00")
+        else:
+            s.add("consent_change", pid, channel="email", granted=gap % 2 == 0)
+    return s
+
+
+@settings(max_examples=200, deadline=None)
+@given(s=populations(), chunk=st.integers(1, 25), lag=st.integers(0, 5 * 86_400))
+def test_random_populations_give_the_same_actions_whatever_the_batching(
+    s: Script, chunk: int, lag: int
+) -> None:
+    end = epoch(s.now) + 30 * 86_400
+    one_by_one = PlayerShard()
+    reference: list[Action] = []
+    for pair in s.events():
+        reference += one_by_one.process([pair])
+        reference += one_by_one.advance(pair[0])
+    reference += one_by_one.advance(end)
+
+    batched = PlayerShard()
+    events = s.events()
+    got: list[Action] = []
+    for i in range(0, len(events), chunk):
+        part = events[i : i + chunk]
+        got += batched.process(part)
+        got += batched.advance(max(ts for ts, _ in part) - lag)
+    got += batched.advance(end)
+    assert sorted(a.model_dump_json() for a in got) == sorted(
+        a.model_dump_json() for a in reference
+    )
+    assert len({a.action_id for a in got}) == len(got)  # no action decided twice
+
+
+def test_a_deadline_later_in_the_watermarks_own_minute_still_fires_when_reached() -> None:
+    shard = PlayerShard()
+    s = Script().after(seconds=30).register("p1")
+    shard.process(s.events())
+    registered = epoch(s.now)
+    assert shard.advance(registered + 3 * 86_400 - 20) == []  # same timer bucket, not due
+    fired = shard.advance(registered + 3 * 86_400 + 5)
+    assert [a.campaign_id for a in fired] == ["no_deposit_3d"]
