@@ -156,9 +156,7 @@ def decode_batch(batch: RawBatch) -> DecodedBatch:
     events = out.events
     high = None
     results: list[Any] = _BATCH.validate_python(parsed)
-    for index, record, result in zip(
-        parsed_at, parsed, results, strict=True
-    ):
+    for index, record, result in zip(parsed_at, parsed, results, strict=True):
         if type(result) is _Rejected:
             kind, reason = explain(result.error, record)
             dead.append(
