@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
+from pythonjsonlogger.json import JsonFormatter
 from tqdm import tqdm
 
 from pipeline.flow import FlowOptions, build_flow
@@ -54,6 +56,20 @@ def _run(flow: Dataflow, settings: Settings, workers: int, **cluster: Any) -> No
         workers_per_process=workers,
         epoch_interval=timedelta(seconds=settings.epoch_interval_seconds),
         **cluster,
+    )
+
+
+def recovery_config(settings: Settings) -> RecoveryConfig | None:
+    """Bytewax recovery for ``pitboss run``, creating the partitions on first start."""
+    directory = settings.recovery_dir
+    if directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.glob("part-*.sqlite3")):
+        log.info("creating %d recovery partitions in %s", settings.recovery_partitions, directory)
+        init_db_dir(directory, settings.recovery_partitions)  # type: ignore[no-untyped-call]
+    return RecoveryConfig(  # type: ignore[no-untyped-call]
+        str(directory), backup_interval=timedelta(seconds=settings.backup_interval_seconds)
     )
 
 
@@ -137,6 +153,7 @@ def production_flow(settings: Settings, metrics: Metrics) -> Dataflow:
         tail=True,
         batch_size=settings.consumer_batch_size,
         extra=extra,
+        lag_observer=metrics.observe_lag,
     )
     return build_flow(
         source,
@@ -158,9 +175,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         settings.actions_topic,
         args.workers,
     )
-    cluster: dict[str, Any] = {}
+    cluster: dict[str, Any] = {"recovery_config": recovery_config(settings)}
     if args.addresses:
-        cluster = {"process_id": args.process_id, "addresses": args.addresses.split(";")}
+        cluster |= {"process_id": args.process_id, "addresses": args.addresses.split(";")}
     _run(production_flow(settings, metrics), settings, args.workers, **cluster)
     return 0
 
@@ -220,6 +237,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging(settings: Settings) -> None:
+    """Plain text for people, or JSON lines for a log pipeline (``log_format``)."""
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(
+            JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s", timestamp=True)
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler], force=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pitboss`` command."""
     args = _parser().parse_args(argv)
@@ -228,9 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pitboss: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    setup_logging(settings)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
     return handler(args, settings)
 

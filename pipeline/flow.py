@@ -159,6 +159,8 @@ def build_flow(
             by_type[event.type] = by_type.get(event.type, 0) + 1
         for etype, count in by_type.items():
             metrics.events.labels(etype).inc(count)
+        if decoded.high_mark is not None:
+            metrics.event_time_lag.set(max(0.0, time.time() - decoded.high_mark))
         for letter in decoded.dead_letters:
             metrics.dead_letters.labels(letter.kind).inc()
         if progress is not None:

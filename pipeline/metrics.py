@@ -56,6 +56,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.consumer_lag = Gauge(
+            "pitboss_consumer_lag",
+            "Records in the partition not yet read by the job",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.event_time_lag = Gauge(
+            "pitboss_event_time_lag_seconds",
+            "Wall time minus the newest event time decoded",
+            registry=r,
+        )
         self.players = Gauge(
             "pitboss_players_in_state", "Players held in state by this process", registry=r
         )
@@ -79,6 +90,10 @@ class Metrics:
             self.intents.labels(action.campaign_id).inc()
             self.actions.labels(action.campaign_id, action.decision).inc()
             self.decision_latency.observe(latency)
+
+    def observe_lag(self, topic: str, partition: int, lag: int) -> None:
+        """Record a partition's consumer lag (called by the Kafka source)."""
+        self.consumer_lag.labels(topic, str(partition)).set(lag)
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Serve ``/metrics`` on ``addr:port`` from a daemon thread."""

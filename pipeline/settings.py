@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     no_deposit_days: int = Field(default=3, ge=1)
     loss_streak: int = Field(default=5, ge=2)
 
+    # Recovery (pitboss run): snapshots every epoch; partitions >= the most workers ever run
+    recovery_dir: Path | None = None
+    recovery_partitions: int = Field(default=8, ge=1, le=1024)
+    backup_interval_seconds: float = Field(default=0.0, ge=0)
+
     # Operations
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_addr: str = "127.0.0.1"

@@ -1,0 +1,163 @@
+"""Throughput of the full pipeline from a Kafka-protocol broker, beside the raw ceiling,
+and memory per player in state.
+
+Run: ``.venv/bin/python bench/pipeline.py [--events N] [--rounds R]`` (or ``make bench``).
+It starts Tansu on a free loopback port, produces N simulated events into a 4-partition
+topic, then alternates, R times each, in one run:
+
+* ceiling: a bare confluent-kafka consumer that reads every record and ``orjson``-decodes
+  it (nothing else);
+* pipeline: the real dataflow (``pitboss run``'s flow, bounded), one Bytewax worker:
+  batch decode and validation, the full fold, the first triggers, the action log.
+
+It prints medians (events/s, and the pipeline/ceiling ratio) and the resident state per
+player at 100k players, measured with tracemalloc (state only, after a full fold) and
+as pickled snapshot bytes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import pickle
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+from bytewax.run import cli_main
+from confluent_kafka import Consumer, TopicPartition
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from operators.engine import PlayerShard, shard_of  # noqa: E402
+from pipeline.decode import decode_batch  # noqa: E402
+from pipeline.flow import FlowOptions, build_flow  # noqa: E402
+from pipeline.kafka import KafkaBatchSource  # noqa: E402
+from pipeline.metrics import Metrics  # noqa: E402
+from pipeline.outputs import JsonlSink  # noqa: E402
+from pipeline.produce import produce_records  # noqa: E402
+from pipeline.records import RawBatch  # noqa: E402
+from pipeline.simulator import SimulatorConfig, simulate  # noqa: E402
+from tests.support.tansu import TansuBroker, create_topic  # noqa: E402
+
+PARTITIONS = 4
+
+
+def ceiling(brokers: str, topic: str, expected: int) -> float:
+    """Events/s of a bare consumer that only decodes JSON."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            "group.id": "bench",
+            "enable.auto.commit": False,
+            "fetch.queue.backoff.ms": 1,
+            "fetch.wait.max.ms": 100,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+    loads = orjson.loads
+    seen = 0
+    started = time.perf_counter()
+    while seen < expected:
+        for msg in consumer.consume(2000, 0.1):
+            if msg.error() is None:
+                loads(msg.value())
+                seen += 1
+    elapsed = time.perf_counter() - started
+    consumer.close()
+    return expected / elapsed
+
+
+def pipeline(brokers: str, topic: str, expected: int, workers: int = 1) -> float:
+    """Events/s of the real dataflow reading the topic to its end."""
+    metrics = Metrics()
+    with tempfile.TemporaryDirectory() as tmp:
+        flow = build_flow(
+            KafkaBatchSource(brokers, [topic], tail=False, batch_size=2000),
+            JsonlSink(Path(tmp) / "actions.jsonl"),
+            JsonlSink(Path(tmp) / "dead.jsonl"),
+            options=FlowOptions(),
+            metrics=metrics,
+        )
+        started = time.perf_counter()
+        cli_main(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=10))
+        elapsed = time.perf_counter() - started
+    done = metrics.value("pitboss_events_total", {"type": "bet"})
+    assert done > 0, "the pipeline processed nothing"
+    return expected / elapsed
+
+
+def state_memory(players: int) -> tuple[int, float, float]:
+    """(players, traced bytes per player, pickled bytes per player) after a full fold."""
+    config = SimulatorConfig(seed=3, events=players * 8, players=players, days=5)
+    records = list(simulate(config))
+    decoded = [
+        decode_batch(RawBatch("sim", records[i : i + 2000], list(range(2000))))
+        for i in range(0, len(records), 2000)
+    ]
+    del records
+    gc.collect()
+    tracemalloc.start()
+    shards = [PlayerShard() for _ in range(64)]
+    for batch in decoded:
+        parts: list[list[tuple[int, object]]] = [[] for _ in shards]
+        for pair in batch.events:
+            parts[shard_of(pair[1].player_id, 64)].append(pair)
+        for shard, part in zip(shards, parts, strict=True):
+            shard.process(part)  # type: ignore[arg-type]
+            shard.advance((batch.high_mark or 0) - 60)
+    del batch, parts, part, decoded
+    gc.collect()
+    traced, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    count = sum(len(s.players) for s in shards)
+    # Player ids were allocated by decoding, before tracing started: add them back.
+    ids = sum(sys.getsizeof(pid) for s in shards for pid in s.players)
+    pickled = sum(len(pickle.dumps(s)) for s in shards)
+    return count, (traced + ids) / count, pickled / count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--players", type=int, default=100_000)
+    args = parser.parse_args()
+
+    with TansuBroker() as broker:
+        topic = "bench-events"
+        create_topic(broker.bootstrap, topic, PARTITIONS)
+        started = time.perf_counter()
+        produce_records(
+            broker.bootstrap, topic, simulate(SimulatorConfig(seed=1, events=args.events))
+        )
+        print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f} s")
+        ceilings, pipelines = [], []
+        for round_no in range(args.rounds):
+            ceilings.append(ceiling(broker.bootstrap, topic, args.events))
+            pipelines.append(pipeline(broker.bootstrap, topic, args.events))
+            print(
+                f"round {round_no + 1}: ceiling {ceilings[-1]:,.0f}/s, "
+                f"pipeline {pipelines[-1]:,.0f}/s"
+            )
+    c, p = statistics.median(ceilings), statistics.median(pipelines)
+    ratios = [b / a for a, b in zip(ceilings, pipelines, strict=True)]
+    count, traced, pickled = state_memory(args.players)
+    print()
+    print("| measure | median |")
+    print("|---|---|")
+    print(f"| raw ceiling (consume + orjson decode), events/s | {c:,.0f} |")
+    print(f"| pipeline, 1 worker, events/s | {p:,.0f} |")
+    print(f"| pipeline / ceiling | {statistics.median(ratios):.2f} |")
+    print(f"| players in state | {count:,} |")
+    print(f"| state per player, traced bytes | {traced:,.0f} |")
+    print(f"| snapshot per player, pickled bytes | {pickled:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Contract tests: one specification run against every implementation of an interface."""
