@@ -72,6 +72,9 @@ class Action(BaseModel):
     event_at: dt.datetime
     decided_at: dt.datetime
     delivered_at: dt.datetime | None = None
+    priority: int = 0
+    campaign_version: str = ""
+    variant: str = ""
 
     def to_json(self) -> bytes:
         """Compact JSON with keys in declaration order: byte-stable across runs."""

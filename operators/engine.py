@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from operators.actions import Action
+from operators.actions import Action, ActionKind
 from operators.guards import decide
 from operators.player_state import NEXT_DUE, PlayerState
 from operators.rules import Intent, RuleSet
@@ -90,10 +90,22 @@ class PlayerShard:
             for rule_set in rules:
                 rule_set.on_event(state, event, ts, out, schedule)
             if out:
+                self._signal(state, ts, out)
                 stats.intents += len(out)
                 actions.extend(decide(intent, state) for intent in out)
                 out.clear()
         return actions
+
+    def _signal(self, state: PlayerState, ts: int, out: list[Intent]) -> None:
+        """Pass this step's gamification intents to the rule sets that listen."""
+        signals = [i for i in out if i.kind is ActionKind.GAMIFICATION]
+        if not signals:
+            return
+        for rule_set in self.rules:
+            on_signal = getattr(rule_set, "on_signal", None)
+            if on_signal is not None:
+                for signal in signals:
+                    on_signal(state, signal, ts, out, self.schedule)
 
     def schedule(self, state: PlayerState, deadline: int) -> None:
         """Make sure the player is woken at ``deadline`` (earlier wake-ups are kept)."""
@@ -135,6 +147,7 @@ class PlayerShard:
                 continue
             self._fire_due(state, watermark, out)
             if out:
+                self._signal(state, watermark, out)
                 self.stats.intents += len(out)
                 actions.extend(decide(intent, state) for intent in out)
                 out.clear()

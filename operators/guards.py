@@ -31,4 +31,7 @@ def decide(intent: Intent, state: PlayerState) -> Action:
         decision=decision,
         event_at=epoch_to_datetime(intent.event_at),
         decided_at=epoch_to_datetime(intent.decided_at),
+        priority=intent.priority,
+        campaign_version=intent.version,
+        variant=intent.variant,
     )

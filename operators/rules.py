@@ -38,6 +38,11 @@ class Intent:
     event_id: str  # the triggering event ("" for a deadline)
     event_at: int
     decided_at: int
+    priority: int = 0  # higher wins when a frequency cap is nearly full
+    version: str = ""  # the configuration version that produced it
+    variant: str = ""  # A/B variant name, if the campaign has variants
+    cost: int = 0  # money this reward spends from budgets, ten-thousandths
+    currency: str = ""
 
 
 class RuleSet(Protocol):
@@ -52,3 +57,17 @@ class RuleSet(Protocol):
 
     def fire_due(self, state: PlayerState, now: int, out: list[Intent]) -> int | None:
         """Fire deadlines at or before ``now``; return the next pending deadline."""
+
+
+class SignalListener(Protocol):
+    """Optional for a rule set: react to other rule sets' gamification intents.
+
+    Gamification intents (``kind == GAMIFICATION``: points awarded, level up, mission
+    completed...) produced while handling an event or a deadline are passed to every
+    rule set that has ``on_signal``, once (signals raised by signals are not re-sent).
+    """
+
+    def on_signal(
+        self, state: PlayerState, signal: Intent, ts: int, out: list[Intent], schedule: Schedule
+    ) -> None:
+        """React to ``signal`` at event time ``ts``."""
