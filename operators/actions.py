@@ -75,6 +75,9 @@ class Action(BaseModel):
     priority: int = 0
     campaign_version: str = ""
     variant: str = ""
+    cost: int = 0  # money spent from budgets, ten-thousandths of ``currency``
+    currency: str = ""
+    detail: str = ""  # why delivery failed, for ``failed``
 
     def to_json(self) -> bytes:
         """Compact JSON with keys in declaration order: byte-stable across runs."""

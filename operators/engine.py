@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from operators.actions import Action, ActionKind
-from operators.guards import decide
+from operators.guards import GuardConfig, decide
 from operators.player_state import NEXT_DUE, PlayerState
 from operators.rules import Intent, RuleSet
 from operators.timers import TimerWheel
@@ -27,6 +27,7 @@ from operators.triggers import FirstTriggers
 from pipeline.events import ACTIVITY_TYPES, Event
 
 NEVER = -(2**62)
+DEFERRED_KEY = "deferred"  # in PlayerState.extra: [(release time, intent), ...]
 _NOTHING_DUE = 2**63 - 1
 
 
@@ -57,6 +58,7 @@ class PlayerShard:
     """
 
     rules: Sequence[RuleSet] = field(default_factory=_default_rules)
+    guards: GuardConfig | None = None
     players: dict[str, PlayerState] = field(default_factory=dict)
     watermark: int = NEVER
     timers: TimerWheel = field(default_factory=TimerWheel)
@@ -83,18 +85,47 @@ class PlayerShard:
                 # Decided now, against the state as it was at the deadline.
                 self._fire_due(state, ts, out)
                 if out:
-                    stats.intents += len(out)
-                    actions.extend(decide(intent, state) for intent in out)
-                    out.clear()
+                    self._decide_all(out, state, actions)
             state.apply(event, ts, event.type in ACTIVITY_TYPES)
             for rule_set in rules:
                 rule_set.on_event(state, event, ts, out, schedule)
             if out:
                 self._signal(state, ts, out)
-                stats.intents += len(out)
-                actions.extend(decide(intent, state) for intent in out)
-                out.clear()
+                self._decide_all(out, state, actions)
         return actions
+
+    def _decide_all(self, out: list[Intent], state: PlayerState, actions: list[Action]) -> None:
+        """Decide every intent in ``out`` (then clear it); keep deferred ones for later."""
+        self.stats.intents += len(out)
+        for intent in out:
+            action, release = decide(intent, state, self.guards)
+            actions.append(action)
+            if release is not None:
+                extra = state.extra if state.extra is not None else {}
+                extra.setdefault(DEFERRED_KEY, []).append((release, intent))
+                state.extra = extra
+                self.schedule(state, release)
+        out.clear()
+
+    def _release_deferred(self, state: PlayerState, now: int, out: list[Intent]) -> int | None:
+        """Deferred intents whose quiet period is over go back through the guards."""
+        extra = state.extra
+        waiting: list[tuple[int, Intent]] | None = (
+            extra.get(DEFERRED_KEY) if extra is not None else None
+        )
+        if not waiting or extra is None:
+            return None
+        due = [(release, intent) for release, intent in waiting if release <= now]
+        if not due:
+            return min(release for release, _ in waiting)
+        later = [(release, intent) for release, intent in waiting if release > now]
+        if later:
+            extra[DEFERRED_KEY] = later
+        else:
+            del extra[DEFERRED_KEY]
+        for release, intent in sorted(due, key=lambda pair: pair[0]):
+            out.append(replace(intent, decided_at=release))
+        return min((release for release, _ in later), default=None)
 
     def _signal(self, state: PlayerState, ts: int, out: list[Intent]) -> None:
         """Pass this step's gamification intents to the rule sets that listen."""
@@ -115,6 +146,10 @@ class PlayerShard:
 
     def _fire_due(self, state: PlayerState, now: int, out: list[Intent]) -> None:
         pending = _NOTHING_DUE
+        if state.extra is not None:
+            deferred = self._release_deferred(state, now, out)
+            if deferred is not None:
+                pending = deferred
         for rule_set in self.rules:
             deadline = rule_set.fire_due(state, now, out)
             if deadline is not None and deadline < pending:
@@ -148,14 +183,15 @@ class PlayerShard:
             self._fire_due(state, watermark, out)
             if out:
                 self._signal(state, watermark, out)
-                self.stats.intents += len(out)
-                actions.extend(decide(intent, state) for intent in out)
-                out.clear()
+                self._decide_all(out, state, actions)
         return actions
 
-    def with_rules(self, rules: Sequence[RuleSet]) -> PlayerShard:
+    def with_rules(
+        self, rules: Sequence[RuleSet], guards: GuardConfig | None = None
+    ) -> PlayerShard:
         """This shard running ``rules`` from now on (after a restore or a reload)."""
         self.rules = rules
+        self.guards = guards
         return self
 
     def __getstate__(self) -> tuple[object, ...]:
@@ -164,6 +200,7 @@ class PlayerShard:
     def __setstate__(self, state: tuple[object, ...]) -> None:
         players, watermark, timers, stats = state
         self.rules = _default_rules()
+        self.guards = None
         self.players = players  # type: ignore[assignment]
         self.watermark = watermark  # type: ignore[assignment]
         self.timers = timers  # type: ignore[assignment]

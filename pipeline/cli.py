@@ -20,6 +20,8 @@ from tqdm import tqdm
 from pipeline.flow import FlowOptions, build_flow
 from pipeline.metrics import Metrics
 from pipeline.outputs import JsonlSink, PlayersParquetSink
+from pipeline.rulebook import ConfigError, RuleBook, load_rules
+from pipeline.services import build_services
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.simulator import SimulatorConfig, write_jsonl
 from pipeline.sources import JsonlSource, SimulatorSource
@@ -39,8 +41,19 @@ def _progress(total: int | None, label: str) -> tuple[Callable[[int], None], Cal
     return update, bar.close
 
 
-def _options(settings: Settings, *, live: bool, emit_players: bool) -> FlowOptions:
+def _rulebook(settings: Settings) -> RuleBook:
+    config_dir = settings.config_dir
+    if config_dir is not None and not config_dir.is_dir():
+        log.info("no configuration directory %s: running the first triggers", config_dir)
+        config_dir = None
+    return RuleBook(config_dir, settings.triggers())
+
+
+def _options(
+    settings: Settings, *, live: bool, emit_players: bool, rulebook: RuleBook | None = None
+) -> FlowOptions:
     return FlowOptions(
+        rulebook=rulebook or _rulebook(settings),
         shards=settings.shards,
         lateness_seconds=settings.lateness_seconds,
         triggers=settings.triggers(),
@@ -102,8 +115,11 @@ def summary(metrics: Metrics, seconds: float) -> str:
     lines.append(f"invalid records (dead letters): {int(sum(dead.values())):,}")
     lines += [f"  {k[0]:<16} {int(v):>10,}" for k, v in sorted(dead.items())]
     lines.append(f"late events: {int(metrics.value('pitboss_late_events_total')):,}")
-    lines.append("actions by campaign and decision:")
-    lines += [f"  {k[0]:<16} {k[1]:<26} {int(v):>8,}" for k, v in sorted(actions.items())]
+    lines.append("actions by campaign, channel and decision:")
+    lines += [
+        f"  {campaign:<22} {channel:<9} {decision:<26} {int(v):>8,}"
+        for (campaign, channel, decision), v in sorted(actions.items())
+    ]
     return "\n".join(lines)
 
 
@@ -142,8 +158,11 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def production_flow(settings: Settings, metrics: Metrics) -> Dataflow:
+def production_flow(
+    settings: Settings, metrics: Metrics, rulebook: RuleBook | None = None
+) -> Dataflow:
     """The production job: Kafka in, Kafka out (actions and dead letters)."""
+    rulebook = rulebook or _rulebook(settings)
     from pipeline.kafka import KafkaBatchSource, KafkaProducerSink
 
     extra = settings.kafka_config()
@@ -159,9 +178,10 @@ def production_flow(settings: Settings, metrics: Metrics) -> Dataflow:
         source,
         KafkaProducerSink(settings.kafka_brokers, settings.actions_topic, extra=extra),
         KafkaProducerSink(settings.kafka_brokers, settings.dead_letters_topic, extra=extra),
-        options=_options(settings, live=True, emit_players=False),
+        options=_options(settings, live=True, emit_players=False, rulebook=rulebook),
         metrics=metrics,
         keyed_outputs=False,
+        services=build_services(settings, rulebook.current.guards, metrics),
     )
 
 
@@ -178,7 +198,22 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     cluster: dict[str, Any] = {"recovery_config": recovery_config(settings)}
     if args.addresses:
         cluster |= {"process_id": args.process_id, "addresses": args.addresses.split(";")}
-    _run(production_flow(settings, metrics), settings, args.workers, **cluster)
+    rulebook = _rulebook(settings)
+    log.info("configuration version %s", rulebook.current.version)
+    rulebook.watch(settings.config_reload_seconds)
+    _run(production_flow(settings, metrics, rulebook), settings, args.workers, **cluster)
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    path: Path = args.path or settings.config_dir or Path("config")
+    try:
+        rules = load_rules(path, settings.triggers())
+    except ConfigError as exc:
+        print(f"pitboss: {path}: {exc}", file=sys.stderr)
+        return 1
+    names = ", ".join(type(r).__name__ for r in rules.rule_sets)
+    print(f"{path}: valid (version {rules.version}; rule sets: {names})")
     return 0
 
 
@@ -223,6 +258,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
     run.set_defaults(handler=cmd_run)
 
+    check = sub.add_parser("check-config", help="validate campaigns, gamification, guards")
+    check.add_argument("path", type=Path, nargs="?")
+    check.set_defaults(handler=cmd_check_config)
+
     simulate = sub.add_parser("simulate", help="the seeded firehose simulator on its own")
     simulate.add_argument("--events", type=int, required=True)
     simulate.add_argument("--seed", type=int, default=42)
@@ -259,7 +298,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(settings)
     handler: Callable[[argparse.Namespace, Settings], int] = args.handler
-    return handler(args, settings)
+    try:
+        return handler(args, settings)
+    except ConfigError as exc:
+        print(f"pitboss: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -23,14 +23,26 @@ from bytewax.outputs import Sink
 
 from operators.actions import Action
 from operators.engine import PlayerShard, shard_of
+from operators.guards import GuardConfig
 from operators.player_state import player_row
-from operators.rules import RuleSet
-from operators.triggers import FirstTriggers, TriggerSettings
+from operators.triggers import TriggerSettings
 from pipeline.clock import EventClock
 from pipeline.decode import DeadLetter, DecodedBatch, decode_batch
+from pipeline.delivery import (
+    DeliveryStage,
+    GuardStage,
+    cap_rules,
+    configure_budgets,
+    suppression_updates,
+)
 from pipeline.events import Event
 from pipeline.metrics import Metrics
+from pipeline.outputs import SuppressionListSink
 from pipeline.records import RawBatch
+from pipeline.rulebook import RuleBook
+from sinks.base import ResilientSender
+from sinks.stores import Stores
+from sinks.stores.memory import memory_stores
 
 # What the shard step receives: (source, high mark, read_at, that shard's events).
 ShardItem: TypeAlias = tuple[str, int | None, float, list[tuple[int, Event]]]
@@ -48,6 +60,23 @@ class FlowOptions:
     live: bool = False  # unbounded input: the wall clock advances idle time
     idle_tick_seconds: float = 1.0
     emit_players: bool = False  # bounded runs: emit final player rows at the end
+    rulebook: RuleBook | None = None  # None: the first triggers, no guards file
+
+
+@dataclass
+class Services:
+    """The shared stores and channel senders behind the guards and delivery steps."""
+
+    stores: Stores
+    senders: dict[str, ResilientSender] = field(default_factory=dict)
+
+    @classmethod
+    def in_memory(cls, guards: GuardConfig | None = None) -> Services:
+        """In-process stores (the embedded default); no channel providers."""
+        config = guards or GuardConfig()
+        stores = memory_stores(cap_rules(config))
+        configure_budgets(stores, config)
+        return cls(stores)
 
 
 class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
@@ -61,12 +90,14 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         self._options = options
         self._metrics = metrics
         newest = None
-        rules: list[RuleSet] = [FirstTriggers(options.triggers)]
+        self._rulebook = options.rulebook or RuleBook(None, options.triggers)
+        rules = self._rulebook.current
+        self._version = rules.version
         if resume is not None:
             shard, newest = resume
-            self._shard = shard.with_rules(rules)
+            self._shard = shard.with_rules(rules.rule_sets, rules.guards)
         else:
-            self._shard = PlayerShard(rules=rules)
+            self._shard = PlayerShard(rules=rules.rule_sets, guards=rules.guards)
         lateness = options.lateness_seconds
         self._clock = (
             EventClock.live(lateness, newest)
@@ -86,6 +117,10 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         metrics.set_players(self._key, len(self._shard.players))
 
     def on_item(self, value: ShardItem) -> tuple[list[Action | PlayerRows], bool]:
+        rules = self._rulebook.current
+        if rules.version != self._version:  # a hot reload: new rules, same players
+            self._shard.with_rules(rules.rule_sets, rules.guards)
+            self._version = rules.version
         source, high_mark, read_at, events = value
         actions = self._shard.process(events) if events else []
         if high_mark is not None:
@@ -142,6 +177,7 @@ def build_flow(
     players_sink: Sink[Any] | None = None,
     keyed_outputs: bool = True,
     progress: Callable[[int], None] | None = None,
+    services: Services | None = None,
 ) -> Dataflow:
     """Assemble the job.
 
@@ -178,6 +214,15 @@ def build_flow(
         op.flat_map("dead_letters", decoded, dead_letter_items),
         dead_letters_sink,
     )
+    rulebook = options.rulebook
+    guards = rulebook.current.guards if rulebook is not None else GuardConfig()
+    if services is None:
+        services = Services.in_memory(guards)
+    op.output(
+        "suppression_list_out",
+        op.flat_map("suppression_updates", decoded, suppression_updates),
+        SuppressionListSink(services.stores),
+    )
 
     keyed = op.flat_map("shard", decoded, _splitter(options.shards))
     results = op.stateful(
@@ -192,7 +237,17 @@ def build_flow(
         key: Any = "" if keyed_outputs else action.player_id.encode()
         return key, action.to_json()
 
-    op.output("actions_out", op.map("encode_actions", branches.trues, action_item), actions_sink)
+    guard_stage = GuardStage(services.stores, guards, metrics)
+    delivery_stage = DeliveryStage(services.senders, services.stores, metrics)
+    guarded = op.flat_map_batch("guards", branches.trues, guard_stage.process)  # type: ignore[arg-type]
+    delivered = op.flat_map_batch("deliver", guarded, delivery_stage.process)
+
+    def counted(actions: list[Any]) -> list[Any]:
+        metrics.count_decided(actions)
+        return actions
+
+    logged = op.flat_map_batch("count_decisions", delivered, counted)
+    op.output("actions_out", op.map("encode_actions", logged, action_item), actions_sink)
     if players_sink is not None:
         op.output(
             "players_out", op.map("players_rows", branches.falses, lambda r: ("", r)), players_sink

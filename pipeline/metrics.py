@@ -46,8 +46,8 @@ class Metrics:
         )
         self.actions = Counter(
             "pitboss_actions",
-            "Decided actions, by campaign and decision",
-            ["campaign", "decision"],
+            "Decided actions, by campaign, channel and decision",
+            ["campaign", "channel", "decision"],
             registry=r,
         )
         self.decision_latency = Histogram(
@@ -65,6 +65,51 @@ class Metrics:
         self.event_time_lag = Gauge(
             "pitboss_event_time_lag_seconds",
             "Wall time minus the newest event time decoded",
+            registry=r,
+        )
+        self.deliveries = Counter(
+            "pitboss_deliveries",
+            "Delivery outcomes per provider (delivered, failed, skipped_duplicate)",
+            ["provider", "outcome"],
+            registry=r,
+        )
+        self.delivery_latency = Histogram(
+            "pitboss_decision_to_delivery_seconds",
+            "Wall time to deliver one action, retries included",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.sink_retries = Counter(
+            "pitboss_sink_retries", "Delivery retries per provider", ["provider"], registry=r
+        )
+        self.sink_errors = Counter(
+            "pitboss_sink_errors",
+            "Delivery errors per provider and kind (transient, permanent, unexpected)",
+            ["provider", "kind"],
+            registry=r,
+        )
+        self.circuit_open = Gauge(
+            "pitboss_sink_circuit_open",
+            "1 while a provider's circuit breaker is open",
+            ["provider"],
+            registry=r,
+        )
+        self.budget_remaining = Gauge(
+            "pitboss_budget_remaining",
+            "Budget left (money in currency units, or a count)",
+            ["campaign", "unit"],
+            registry=r,
+        )
+        self.campaign_paused = Gauge(
+            "pitboss_campaign_paused",
+            "1 while a budget is exhausted and its campaign is paused",
+            ["campaign"],
+            registry=r,
+        )
+        self.gamification_events = Counter(
+            "pitboss_gamification_events",
+            "Gamification events emitted, by kind",
+            ["kind"],
             registry=r,
         )
         self.players = Gauge(
@@ -88,8 +133,14 @@ class Metrics:
         latency = max(0.0, now - read_at)
         for action in actions:
             self.intents.labels(action.campaign_id).inc()
-            self.actions.labels(action.campaign_id, action.decision).inc()
             self.decision_latency.observe(latency)
+            if action.kind == "gamification":
+                self.gamification_events.labels(str(action.payload.get("event", "other"))).inc()
+
+    def count_decided(self, actions: Iterable[Action]) -> None:
+        """Count final decisions, by campaign, channel and decision."""
+        for action in actions:
+            self.actions.labels(action.campaign_id, action.channel, action.decision).inc()
 
     def observe_lag(self, topic: str, partition: int, lag: int) -> None:
         """Record a partition's consumer lag (called by the Kafka source)."""

@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import polars as pl
-from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
+from bytewax.outputs import (
+    DynamicSink,
+    FixedPartitionedSink,
+    StatefulSinkPartition,
+    StatelessSinkPartition,
+)
+
+from pipeline.delivery import apply_suppression_updates
+from sinks.stores import Stores
 
 
 class _JsonlPartition(StatefulSinkPartition[bytes, int]):
@@ -96,3 +104,22 @@ class PlayersParquetSink(FixedPartitionedSink[list[dict[str, Any]], None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _ParquetPartition:
         return _ParquetPartition(self._path)
+
+
+class _SuppressionPartition(StatelessSinkPartition[tuple[str, dict[str, Any]]]):
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+
+    def write_batch(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        apply_suppression_updates(self._stores, items)
+
+
+class SuppressionListSink(DynamicSink[tuple[str, dict[str, Any]]]):
+    """Keep the authoritative suppression list current from self-exclusion and consent
+    events, so delivery can check it at send time."""
+
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _SuppressionPartition:
+        return _SuppressionPartition(self._stores)

@@ -14,6 +14,8 @@ from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from operators.triggers import TriggerSettings
+from sinks.email import SmtpSettings
+from sinks.http import HttpProviderSettings, SmsSettings, WebhookSettings
 
 
 class SettingsError(Exception):
@@ -23,7 +25,13 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """Everything the job can be told, with production-sane defaults."""
 
-    model_config = SettingsConfigDict(env_prefix="PITBOSS_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="PITBOSS_", env_nested_delimiter="__", frozen=True, extra="forbid"
+    )
+
+    # Campaigns, gamification, guards: YAML (and templates) in this directory
+    config_dir: Path | None = Path("config")
+    config_reload_seconds: float = Field(default=2.0, gt=0)
 
     # Kafka
     kafka_brokers: str = "127.0.0.1:9092"
@@ -50,6 +58,16 @@ class Settings(BaseSettings):
     recovery_dir: Path | None = None
     recovery_partitions: int = Field(default=8, ge=1, le=1024)
     backup_interval_seconds: float = Field(default=0.0, ge=0)
+
+    # Shared state and delivery (None: in-process stores, actions only to the log)
+    redis_url: str | None = None
+    redis_prefix: str = "pitboss:"
+    email: SmtpSettings | None = None
+    sms: SmsSettings | None = None
+    push: HttpProviderSettings | None = None
+    wallet: HttpProviderSettings | None = None
+    webhook: WebhookSettings | None = None
+    inbox_max_len: int = Field(default=100, ge=1)
 
     # Operations
     metrics_port: int = Field(default=9464, ge=0, le=65535)

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.providers import Providers, running_providers
 from tests.support.tansu import TansuBroker
 
 
@@ -12,3 +13,10 @@ def kafka_broker() -> Iterator[TansuBroker]:
     """One in-memory Tansu broker for the whole test session, on a free loopback port."""
     with TansuBroker() as broker:
         yield broker
+
+
+@pytest.fixture
+def providers() -> Iterator[Providers]:
+    """Fake SMS, push, webhook and wallet providers on a loopback HTTP server."""
+    with running_providers() as fake:
+        yield fake

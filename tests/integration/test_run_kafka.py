@@ -50,7 +50,12 @@ def _sentinels(records: list[bytes]) -> list[bytes]:
 
 
 @pytest.fixture
-def job_env(kafka_broker: TansuBroker) -> Iterator[dict[str, str]]:
+def job_env(
+    kafka_broker: TansuBroker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    # Caps decide by arrival order, which differs between a 1-worker replay and a
+    # 2-worker live run; this test compares the two, so it runs without a guards file.
+    monkeypatch.setenv("PITBOSS_CONFIG_DIR", str(tmp_path / "no-config"))
     suffix = uuid.uuid4().hex[:8]
     env = {
         **os.environ,

@@ -1,0 +1,260 @@
+"""After the player operator: the shared-store guards, then delivery to channel sinks.
+
+``GuardStage`` finishes what ``operators.guards`` started, with stores every worker and
+process shares (Redis in production, in-process for the embedded default): dedup (an
+action id already decided keeps its decision), the authoritative suppression list,
+frequency caps and budgets. ``DeliveryStage`` checks the suppression list once more at
+send time (a self-exclusion that arrived while a message was in flight stops it) and
+hands each sent action to its channel's ``ResilientSender``.
+
+Redis down: the guards fail *closed and waiting*: nothing is decided or sent without a
+dedup and cap decision, the stage retries until the store answers, and the dataflow
+backs up behind it (the source stops reading), so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, TypeVar
+
+from operators.actions import Action, ActionKind, Decision, suppressed
+from operators.guards import DEFERRED, SENT, GuardConfig
+from operators.player_state import MONEY_SCALE
+from pipeline.decode import DecodedBatch
+from pipeline.metrics import Metrics
+from sinks.base import DeliveryStatus, ResilientSender
+from sinks.stores import CapRule, Stores, StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MARKETING = frozenset({"email", "sms", "push", "in_app"})
+
+
+def cap_rules(config: GuardConfig) -> list[CapRule]:
+    """The frequency-cap rules of a guards file, for the stores."""
+    return [
+        CapRule(
+            cap.key,
+            cap.limit,
+            cap.window_hours * 3600,
+            channels=cap.channels,
+            kinds=cap.kinds,
+        )
+        for cap in config.caps
+    ]
+
+
+def configure_budgets(stores: Stores, config: GuardConfig) -> None:
+    """Set every budget's caps (raising a cap resumes a paused campaign)."""
+    for key, budget in config.budgets.items():
+        money = None if budget.money is None else round(budget.money * MONEY_SCALE)
+        stores.budgets.set_cap(key, money, budget.count)
+
+
+def until_available(what: str, call: Callable[[], T], *, pause: float = 0.5) -> T:
+    """Run ``call``; while the store is unavailable, wait and try again (fail closed)."""
+    warned_at = 0.0
+    while True:
+        try:
+            return call()
+        except StoreUnavailable as exc:
+            now = time.monotonic()
+            if now - warned_at > 30:
+                log.warning(
+                    "%s: store unavailable, holding decisions until it returns: %s", what, exc
+                )
+                warned_at = now
+            time.sleep(pause)
+
+
+class GuardStage:
+    """Dedup, authoritative suppression, frequency caps and budgets, in that order."""
+
+    def __init__(self, stores: Stores, config: GuardConfig, metrics: Metrics) -> None:
+        self._stores = stores
+        self._config = config
+        self._metrics = metrics
+        self._budget_keys = frozenset(config.budgets)
+
+    def process(self, actions: Iterable[Action]) -> list[Action]:
+        """Final decisions for a batch of actions from the player operator."""
+        return [until_available("guards", partial(self._one, action)) for action in actions]
+
+    def _one(self, action: Action) -> Action:
+        if action.decision == DEFERRED:
+            return action  # not final: it comes back when the quiet hours end
+        ledger = self._stores.ledger
+        if action.decision != SENT:
+            prior = ledger.claim(action.action_id, action.decision)
+            return action if prior is None else action.model_copy(update={"decision": prior})
+        prior = ledger.decision_of(action.action_id)
+        if prior is None:
+            # Caps and budgets take the action id as a token: deciding again after a
+            # crash, before the claim below, does not charge them twice.
+            decision = self._decide(action)
+            prior = ledger.claim(action.action_id, decision) or decision
+        return action if prior == action.decision else action.model_copy(update={"decision": prior})
+
+    def _decide(self, action: Action) -> str:
+        stores = self._stores
+        pid = action.player_id
+        now = action.decided_at.timestamp()
+        reason = stores.suppression.is_player_suppressed(pid, int(now))
+        if reason is not None:
+            return suppressed(reason)
+        if action.channel in MARKETING and stores.suppression.has_opted_out(pid, action.channel):
+            return suppressed("opted_out")
+        if stores.caps.applicable(action.channel, action.kind.value):
+            reserve = 1 if action.priority < self._config.reserve_last_unit_below_priority else 0
+            full = stores.caps.try_acquire(
+                pid, action.channel, action.kind.value, now, token=action.action_id, reserve=reserve
+            )
+            if full is not None:
+                return Decision.CAPPED.value
+        if action.kind is ActionKind.REWARD:
+            keys = [
+                key
+                for key in (
+                    f"campaign:{action.campaign_id}",
+                    f"reward:{action.payload.get('reward_type', '')}",
+                )
+                if key in self._budget_keys
+            ]
+            if keys:
+                exhausted = stores.budgets.try_spend_all(
+                    keys, action.cost, 1, token=action.action_id
+                )
+                self._report_budgets(keys)
+                if exhausted is not None:
+                    log.warning(
+                        "campaign %s paused: budget %s exhausted", action.campaign_id, exhausted
+                    )
+                    return Decision.BUDGET_EXHAUSTED.value
+        return SENT
+
+    def _report_budgets(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            money, count = self._stores.budgets.remaining(key)
+            if money is not None:
+                self._metrics.budget_remaining.labels(key, "money").set(money / MONEY_SCALE)
+            if count is not None:
+                self._metrics.budget_remaining.labels(key, "count").set(count)
+            exhausted = (money is not None and money <= 0) or (count is not None and count <= 0)
+            self._metrics.campaign_paused.labels(key).set(1 if exhausted else 0)
+
+
+class DeliveryStage:
+    """Send each ``sent`` action through its channel's resilient sender."""
+
+    def __init__(
+        self,
+        senders: Mapping[str, ResilientSender],
+        stores: Stores,
+        metrics: Metrics,
+    ) -> None:
+        self._senders = senders
+        self._stores = stores
+        self._metrics = metrics
+
+    def process(self, actions: Iterable[Action]) -> list[Action]:
+        """Deliver what is to be sent; every action comes out with its outcome."""
+        return [self._one(action) for action in actions]
+
+    def _one(self, action: Action) -> Action:
+        sender = self._senders.get(action.channel)
+        if action.decision != SENT or sender is None:
+            return action
+        pid = action.player_id
+        reason = until_available(
+            "delivery",
+            lambda: self._stores.suppression.is_player_suppressed(
+                pid, int(action.decided_at.timestamp())
+            ),
+        )
+        if reason is not None:
+            # Stopped in flight: recorded as such (the ledger already said "sent").
+            return action.model_copy(update={"decision": suppressed(reason)})
+        started = time.time()
+        delivery = sender.deliver(action)
+        provider = delivery.provider
+        self._metrics.deliveries.labels(provider, delivery.status.value).inc()
+        self._metrics.delivery_latency.observe(max(0.0, time.time() - started))
+        if delivery.status is DeliveryStatus.DELIVERED:
+            return action.model_copy(update={"delivered_at": delivery.delivered_at})
+        if delivery.status is DeliveryStatus.FAILED:
+            return action.model_copy(
+                update={"decision": Decision.FAILED.value, "detail": delivery.reason or ""}
+            )
+        return action  # a duplicate: delivered before, nothing sent now
+
+
+def suppression_updates(decoded: DecodedBatch) -> list[tuple[str, dict[str, Any]]]:
+    """What the authoritative suppression list must learn from a batch of events."""
+    updates: list[tuple[str, dict[str, Any]]] = []
+    for _, event in decoded.events:
+        etype = event.type
+        if etype == "self_exclusion":
+            until = event.until  # type: ignore[union-attr]
+            updates.append(
+                (
+                    "suppress",
+                    {
+                        "player_id": event.player_id,
+                        "reason": "self_excluded",
+                        "until": None if until is None else int(until.timestamp()),
+                    },
+                )
+            )
+        elif etype == "unsubscribed":
+            updates.append(
+                ("opt_out", {"player_id": event.player_id, "channel": event.channel.value})  # type: ignore[union-attr]
+            )
+        elif etype == "consent_change":
+            change = "opt_in" if event.granted else "opt_out"  # type: ignore[union-attr]
+            updates.append(
+                (
+                    change,
+                    {
+                        "player_id": event.player_id,
+                        "channel": event.channel.value,  # type: ignore[union-attr]
+                        "product": event.product,  # type: ignore[union-attr]
+                    },
+                )
+            )
+    return updates
+
+
+def apply_suppression_updates(
+    stores: Stores, updates: Iterable[tuple[str, dict[str, Any]]]
+) -> None:
+    """Write suppression-list updates (waiting while the store is unavailable)."""
+    suppression = stores.suppression
+    for kind, args in updates:
+        call: Callable[[], None]
+        if kind == "suppress":
+            call = partial(
+                suppression.suppress_player, args["player_id"], args["reason"], args["until"]
+            )
+        elif kind == "opt_out":
+            call = partial(
+                suppression.opt_out, args["player_id"], args["channel"], args.get("product")
+            )
+        else:
+            call = partial(
+                suppression.opt_in, args["player_id"], args["channel"], args.get("product")
+            )
+        until_available("suppression", call)
+
+
+__all__ = [
+    "DeliveryStage",
+    "GuardStage",
+    "apply_suppression_updates",
+    "cap_rules",
+    "configure_budgets",
+    "suppression_updates",
+]

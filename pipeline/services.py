@@ -1,0 +1,105 @@
+"""Build the shared stores and channel senders from settings.
+
+Production (``redis_url`` set): Redis stores shared by every worker and process, Redis
+delivery ledgers and the in-app inbox in Redis. Embedded default: the in-process
+implementations of the same interfaces. A channel with no provider configured is not
+delivered anywhere but the action log (the operator's systems read it from Kafka).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from operators.actions import Action
+from operators.guards import GuardConfig
+from pipeline.delivery import cap_rules, configure_budgets
+from pipeline.flow import Services
+from pipeline.metrics import Metrics
+from pipeline.settings import Settings
+from sinks.base import (
+    ChannelSink,
+    CircuitState,
+    DeliveryLedger,
+    DeliveryObserver,
+    MemoryDeliveryLedger,
+    RedisDeliveryLedger,
+    ResilientSender,
+)
+from sinks.email import SmtpEmailSink
+from sinks.http import PushSink, SmsSink, WalletSink, WebhookSink
+from sinks.inbox import MemoryInboxSink, RedisInboxSink
+from sinks.stores.memory import memory_stores
+from sinks.stores.redis import connect, redis_stores
+
+log = logging.getLogger(__name__)
+
+
+class MetricsObserver(DeliveryObserver):
+    """Delivery events as Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def retried(self, provider: str) -> None:
+        self._metrics.sink_retries.labels(provider).inc()
+
+    def errored(self, provider: str, kind: str) -> None:
+        self._metrics.sink_errors.labels(provider, kind).inc()
+
+    def circuit_changed(self, provider: str, state: CircuitState) -> None:
+        self._metrics.circuit_open.labels(provider).set(1 if state is CircuitState.OPEN else 0)
+
+
+def _dead_letter(action: Action, reason: str) -> None:
+    # The failed action itself reaches the action log with decision "failed".
+    log.error(
+        "delivery failed for action %s (campaign %s): %s",
+        action.action_id,
+        action.campaign_id,
+        reason,
+    )
+
+
+def build_services(settings: Settings, guards: GuardConfig, metrics: Metrics) -> Services:
+    """Stores and senders for ``pitboss run`` (and for a demo with Redis configured)."""
+    client = connect(settings.redis_url) if settings.redis_url else None
+    prefix = settings.redis_prefix
+    rules = cap_rules(guards)
+    stores = (
+        redis_stores(client, rules, prefix=prefix) if client is not None else memory_stores(rules)
+    )
+    configure_budgets(stores, guards)
+
+    sinks: list[ChannelSink] = []
+    if settings.email is not None:
+        sinks.append(SmtpEmailSink(settings.email))
+    if settings.sms is not None:
+        sinks.append(SmsSink(settings.sms))
+    if settings.push is not None:
+        sinks.append(PushSink(settings.push))
+    if settings.wallet is not None:
+        sinks.append(WalletSink(settings.wallet))
+    if settings.webhook is not None:
+        sinks.append(WebhookSink(settings.webhook))
+    if client is not None:
+        sinks.append(RedisInboxSink(client, prefix=prefix, max_len=settings.inbox_max_len))
+    else:
+        sinks.append(MemoryInboxSink(max_len=settings.inbox_max_len))
+
+    observer = MetricsObserver(metrics)
+    senders: dict[str, ResilientSender] = {}
+    for sink in sinks:
+        ledger: DeliveryLedger = (
+            RedisDeliveryLedger(client, prefix=f"{prefix}{sink.name}:")
+            if client is not None
+            else MemoryDeliveryLedger()
+        )
+        senders[sink.channel] = ResilientSender(
+            sink, ledger=ledger, dead_letter=_dead_letter, observer=observer
+        )
+    log.info(
+        "stores: %s; channels with a provider: %s",
+        "redis" if client is not None else "in-process",
+        ", ".join(sorted(senders)) or "none",
+    )
+    return Services(stores, senders)
