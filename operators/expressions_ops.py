@@ -3,7 +3,7 @@
 A compiled sub-expression is a :class:`Node`: its static type and a closure ``fn(ctx)``.
 Builders here combine child nodes into a parent node, fold constants, and pick the
 cheapest closure the types allow (no ``None`` check when nothing can be null, no
-``try`` when nothing can have the wrong kind). The compiler in ``operators.expressions``
+``try`` when nothing can have the wrong kind). The compiler (``expressions_compiler``)
 does the parsing and the type rules of the syntax; this module also holds the whitelisted
 functions, whose type rules are here beside their implementations.
 """

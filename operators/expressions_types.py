@@ -12,8 +12,9 @@ A root or field is declared with
   with the models' fields; with several models only the fields common to all of them;
 * :data:`ANY`: a dynamic value (custom attributes), any field name is allowed, typed at
   run time, a missing field reads as ``None``;
-* :class:`Field`: a type plus a getter computing the value from its owner and the context
-  (money kept as integer ten-thousandths, windows that depend on ``now``...).
+* :class:`Field`: a type plus how to read it: a getter from the owner and the context
+  (windows that depend on ``now``), a scale (money kept as integer ten-thousandths), or
+  another attribute's name (``self_excluded`` reads ``is_self_excluded``).
 
 ``float`` is refused on purpose: amounts are ``Decimal`` and mixing the two fails at run time.
 """
@@ -74,6 +75,7 @@ class ExpressionError(ValueError):
         self.position = position
         self.token = token
         self.suggestion = suggestion
+        self.hint = hint
         text = f"{message} at column {position}"
         if suggestion is not None:
             text += f"; did you mean {suggestion!r}?"
@@ -81,9 +83,24 @@ class ExpressionError(ValueError):
             text += f"; {hint}"
         super().__init__(text)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only arguments: tell pickle how to rebuild it (errors cross processes).
+        details = {
+            "source": self.source,
+            "position": self.position,
+            "token": self.token,
+            "suggestion": self.suggestion,
+            "hint": self.hint,
+        }
+        return (_rebuild_error, (self.message, details))
+
     def pointer(self) -> str:
         """The source with a caret under the offending column (for terminal output)."""
         return f"{self.source}\n{' ' * (self.position - 1)}^"
+
+
+def _rebuild_error(message: str, details: dict[str, Any]) -> ExpressionError:
+    return ExpressionError(message, **details)
 
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
@@ -263,6 +280,9 @@ def _resolve(where: str, spec: Any) -> tuple[Type, Callable[[Any], Any] | None]:
     if spec is ANY or spec is Any or spec is object:
         return DYNAMIC, None
     if isinstance(spec, Mapping):
+        for name in spec:
+            if not name.isidentifier() or name.startswith("_"):
+                raise ValueError(f"{where}: {name!r} cannot name a field")
         fields = {name: _slot(f"{where}.{name}", sub) for name, sub in spec.items()}
         return Type(Kind.RECORD, record=Record("", fields)), None
     if isinstance(spec, tuple | list):

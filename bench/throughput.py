@@ -1,7 +1,7 @@
 """Throughput of the full pipeline from a Kafka-protocol broker, beside the raw ceiling,
 and memory per player in state.
 
-Run: ``.venv/bin/python bench/pipeline.py [--events N] [--rounds R]`` (or ``make bench``).
+Run: ``.venv/bin/python bench/throughput.py [--events N] [--rounds R]`` (or ``make bench``).
 It starts Tansu on a free loopback port, produces N simulated events into a 4-partition
 topic, then alternates, R times each, in one run:
 
@@ -34,16 +34,16 @@ from confluent_kafka import Consumer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from operators.engine import PlayerShard, shard_of  # noqa: E402
-from pipeline.decode import decode_batch  # noqa: E402
-from pipeline.flow import FlowOptions, build_flow  # noqa: E402
-from pipeline.kafka import KafkaBatchSource  # noqa: E402
-from pipeline.metrics import Metrics  # noqa: E402
-from pipeline.outputs import JsonlSink  # noqa: E402
-from pipeline.produce import produce_records  # noqa: E402
-from pipeline.records import RawBatch  # noqa: E402
-from pipeline.simulator import SimulatorConfig, simulate  # noqa: E402
-from tests.support.tansu import TansuBroker, create_topic  # noqa: E402
+from operators.engine import PlayerShard, shard_of
+from pipeline.decode import decode_batch
+from pipeline.flow import FlowOptions, build_flow
+from pipeline.kafka import KafkaBatchSource
+from pipeline.metrics import Metrics
+from pipeline.outputs import JsonlSink
+from pipeline.produce import produce_records
+from pipeline.records import RawBatch
+from pipeline.simulator import SimulatorConfig, simulate
+from tests.support.tansu import TansuBroker, create_topic
 
 PARTITIONS = 4
 
