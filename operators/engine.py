@@ -27,6 +27,7 @@ from operators.triggers import FirstTriggers
 from pipeline.events import ACTIVITY_TYPES, Event
 
 NEVER = -(2**62)
+DEDUP_IDS = 256  # recent event ids kept per active player
 DEFERRED_KEY = "deferred"  # in PlayerState.extra: [(release time, intent), ...]
 _NOTHING_DUE = 2**63 - 1
 
@@ -42,6 +43,7 @@ class ShardStats:
 
     events: int = 0
     late_events: int = 0
+    duplicate_events: int = 0
     intents: int = 0
 
 
@@ -63,6 +65,11 @@ class PlayerShard:
     watermark: int = NEVER
     timers: TimerWheel = field(default_factory=TimerWheel)
     stats: ShardStats = field(default_factory=ShardStats)
+    # Event ids seen recently, per player: a duplicate is counted and not folded again.
+    # Only players active within ``dedup_window`` are kept, at most DEDUP_IDS ids each.
+    recent_ids: dict[str, dict[str, int]] = field(default_factory=dict)
+    dedup_window: int = 600
+    _pruned_at: int = NEVER
 
     def process(self, events: Iterable[tuple[int, Event]]) -> list[Action]:
         """Fold ``(ts, event)`` pairs in order; return the actions they trigger."""
@@ -73,11 +80,21 @@ class PlayerShard:
         watermark = self.watermark
         stats = self.stats
         schedule = self.schedule
+        recent_ids = self.recent_ids
         for ts, event in events:
             stats.events += 1
+            pid = event.player_id
+            seen = recent_ids.get(pid)
+            if seen is None:
+                seen = recent_ids[pid] = {}
+            elif event.event_id in seen:
+                stats.duplicate_events += 1
+                continue
+            seen[event.event_id] = ts
+            if len(seen) > DEDUP_IDS:
+                self._trim(seen, ts)
             if ts < watermark:
                 stats.late_events += 1
-            pid = event.player_id
             state = players.get(pid)
             if state is None:
                 state = players[pid] = PlayerState(pid, ts)
@@ -138,6 +155,28 @@ class PlayerShard:
                 for signal in signals:
                     on_signal(state, signal, ts, out, self.schedule)
 
+    def _trim(self, seen: dict[str, int], newest: int) -> None:
+        """Keep a player's recent ids within the window, and at most half the bound."""
+        horizon = newest - self.dedup_window
+        for event_id in [e for e, ts in seen.items() if ts < horizon]:
+            del seen[event_id]
+        while len(seen) > DEDUP_IDS // 2:
+            del seen[next(iter(seen))]
+
+    def _prune_recent(self, watermark: int) -> None:
+        """Forget the recent ids of players quiet for longer than the dedup window."""
+        if watermark - self._pruned_at < self.dedup_window // 2:
+            return
+        self._pruned_at = watermark
+        horizon = watermark - self.dedup_window
+        quiet = [
+            pid
+            for pid, seen in self.recent_ids.items()
+            if not seen or max(seen.values()) < horizon
+        ]
+        for pid in quiet:
+            del self.recent_ids[pid]
+
     def schedule(self, state: PlayerState, deadline: int) -> None:
         """Make sure the player is woken at ``deadline`` (earlier wake-ups are kept)."""
         if deadline < state.n[NEXT_DUE]:
@@ -163,6 +202,7 @@ class PlayerShard:
         if watermark <= self.watermark:
             return []
         self.watermark = watermark
+        self._prune_recent(watermark)
         players = self.players
         actions: list[Action] = []
         out: list[Intent] = []
@@ -195,10 +235,20 @@ class PlayerShard:
         return self
 
     def __getstate__(self) -> tuple[object, ...]:
-        return (self.players, self.watermark, self.timers, self.stats)
+        return (
+            self.players,
+            self.watermark,
+            self.timers,
+            self.stats,
+            self.recent_ids,
+            self.dedup_window,
+        )
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        players, watermark, timers, stats = state
+        players, watermark, timers, stats, recent_ids, dedup_window = state
+        self.recent_ids = recent_ids  # type: ignore[assignment]
+        self.dedup_window = dedup_window  # type: ignore[assignment]
+        self._pruned_at = NEVER
         self.rules = _default_rules()
         self.guards = None
         self.players = players  # type: ignore[assignment]

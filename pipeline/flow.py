@@ -105,15 +105,19 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             else EventClock(lateness, None, newest)
         )
         self._late_seen = self._shard.stats.late_events
+        self._duplicates_seen = self._shard.stats.duplicate_events
 
     def _account(self, actions: list[Action], read_at: float) -> None:
         metrics = self._metrics
         if actions:
             metrics.count_actions(actions, read_at, time.time())
-        late = self._shard.stats.late_events
-        if late != self._late_seen:
-            metrics.late_events.inc(late - self._late_seen)
-            self._late_seen = late
+        stats = self._shard.stats
+        if stats.late_events != self._late_seen:
+            metrics.late_events.inc(stats.late_events - self._late_seen)
+            self._late_seen = stats.late_events
+        if stats.duplicate_events != self._duplicates_seen:
+            metrics.duplicate_events.inc(stats.duplicate_events - self._duplicates_seen)
+            self._duplicates_seen = stats.duplicate_events
         metrics.set_players(self._key, len(self._shard.players))
 
     def on_item(self, value: ShardItem) -> tuple[list[Action | PlayerRows], bool]:

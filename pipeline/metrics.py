@@ -38,6 +38,11 @@ class Metrics:
             "Events older than the watermark when they arrived (folded anyway)",
             registry=r,
         )
+        self.duplicate_events = Counter(
+            "pitboss_duplicate_events",
+            "Events whose event_id was already seen for the player (not folded again)",
+            registry=r,
+        )
         self.intents = Counter(
             "pitboss_intents",
             "Intents emitted by the rules, by campaign",

@@ -215,3 +215,21 @@ def test_a_deadline_later_in_the_watermarks_own_minute_still_fires_when_reached(
     assert shard.advance(registered + 3 * 86_400 - 20) == []  # same timer bucket, not due
     fired = shard.advance(registered + 3 * 86_400 + 5)
     assert [a.campaign_id for a in fired] == ["no_deposit_3d"]
+
+
+def test_a_duplicated_event_is_counted_and_not_folded_again() -> None:
+    s = Script().register("p1").deposit("p1", "50.00")
+    s.records.append(dict(s.records[-1]))  # the same deposit, redelivered
+    shard = PlayerShard()
+    actions = shard.process(s.events())
+    assert shard.stats.duplicate_events == 1
+    assert shard.players["p1"].deposit_count == 1
+    assert [a.campaign_id for a in actions].count("first_deposit") == 1
+
+
+def test_recent_event_ids_are_forgotten_for_players_quiet_past_the_window() -> None:
+    shard = PlayerShard(dedup_window=600)
+    s = Script().register("p1").at(hours=2).register("p2")
+    shard.process(s.events())
+    shard.advance(epoch(s.now))
+    assert set(shard.recent_ids) == {"p2"}
