@@ -127,6 +127,8 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             self._version = rules.version
         source, high_mark, read_at, events = value
         actions = self._shard.process(events) if events else []
+        if events:
+            self._metrics.stage_items.labels("players").inc(len(events))
         if high_mark is not None:
             self._clock.observe(source, high_mark)
         actions.extend(self._shard.advance(self._clock.watermark()))
@@ -205,6 +207,7 @@ def build_flow(
             metrics.dead_letters.labels(letter.kind).inc()
         if progress is not None:
             progress(len(batch))
+        metrics.stage_items.labels("decode").inc(len(batch))
         return decoded
 
     decoded = op.map("decode", raw, decode)
@@ -243,8 +246,16 @@ def build_flow(
 
     guard_stage = GuardStage(services.stores, guards, metrics)
     delivery_stage = DeliveryStage(services.senders, services.stores, metrics)
-    guarded = op.flat_map_batch("guards", branches.trues, guard_stage.process)  # type: ignore[arg-type]
-    delivered = op.flat_map_batch("deliver", guarded, delivery_stage.process)
+    def guard(actions: list[Any]) -> list[Action]:
+        metrics.stage_items.labels("guards").inc(len(actions))
+        return guard_stage.process(actions)
+
+    def deliver(actions: list[Action]) -> list[Action]:
+        metrics.stage_items.labels("deliver").inc(len(actions))
+        return delivery_stage.process(actions)
+
+    guarded = op.flat_map_batch("guards", branches.trues, guard)
+    delivered = op.flat_map_batch("deliver", guarded, deliver)
 
     def counted(actions: list[Any]) -> list[Any]:
         metrics.count_decided(actions)

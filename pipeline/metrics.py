@@ -24,6 +24,13 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
+        self.stage_items = Counter(
+            "pitboss_stage_items",
+            "Items through each stage: records decoded, events folded, actions guarded, "
+            "actions delivered",
+            ["stage"],
+            registry=r,
+        )
         self.events = Counter(
             "pitboss_events", "Valid events decoded, by type", ["type"], registry=r
         )
