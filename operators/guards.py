@@ -166,6 +166,8 @@ def decide(
     promotional = intent.kind is not ActionKind.GAMIFICATION
     if promotional and state.is_self_excluded:
         decision = suppressed_because("self_excluded")
+    elif promotional and (block := state.rg_block) is not None:
+        decision = suppressed_because(block)
     elif intent.channel in CHANNEL_BITS and not state.has_consent(intent.channel):
         decision = suppressed_because("no_consent")
     elif (

@@ -42,6 +42,7 @@ DAY = 86_400
 AT_RISK_AFTER = 7 * DAY  # no activity for this long: at risk
 LAPSED_AFTER = 30 * DAY  # no activity for this long: lapsed
 INDEFINITE = 2**62  # self-exclusion with no end date
+RG_BLOCKING_STATUSES = frozenset({"cooling_off", "closed_gambling"})
 
 CATEGORIES: tuple[GameCategory, ...] = tuple(GameCategory)
 _CATEGORY_INDEX = {category: i for i, category in enumerate(CATEGORIES)}
@@ -266,6 +267,16 @@ class PlayerState:
     def has_consent(self, channel: str) -> bool:
         """Whether the player currently consents to marketing on ``channel``."""
         return bool(self.n[CONSENTS] & CHANNEL_BITS[channel])
+
+    @property
+    def rg_block(self) -> str | None:
+        """A responsible-gaming account status that blocks promotions, if any.
+
+        The platform reports it as a custom attribute ``rg_status`` on ``profile_update``:
+        ``cooling_off`` or ``closed_gambling`` (an account closed for gambling reasons).
+        """
+        status = self.attributes.get("rg_status") if self.extra is not None else None
+        return status if status in RG_BLOCKING_STATUSES else None
 
     @property
     def is_self_excluded(self) -> bool:

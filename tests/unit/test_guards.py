@@ -81,3 +81,13 @@ def test_a_bad_guards_file_names_the_file_and_the_field(tmp_path: Path) -> None:
     path.write_text("capz: []\n")
     with pytest.raises(GuardConfigError, match=r"capz"):
         load_guard_config(path)
+
+
+def test_cooling_off_and_accounts_closed_for_gambling_get_nothing_promotional() -> None:
+    s = Script().register("p1").register("p2")
+    s.add("profile_update", "p1", attributes={"rg_status": "cooling_off"})
+    s.add("profile_update", "p2", attributes={"rg_status": "closed_gambling"})
+    s.at(days=4).login("p3")
+    got = run(s, GuardConfig(), epoch(T0) + 5 * 86_400)
+    nudges = sorted(d for c, d, _ in got if c == "no_deposit_3d")
+    assert nudges == ["suppressed:closed_gambling", "suppressed:cooling_off"]
