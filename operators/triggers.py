@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from operators.actions import ActionKind
-from operators.player_state import DAY, NONE, PlayerState
+from operators.player_state import (
+    DAY,
+    FLAGS,
+    LAST_ACTIVITY,
+    LOSS_STREAK,
+    NEXT_DUE,
+    NONE,
+    PlayerState,
+)
 from operators.rules import Intent, Schedule
 from pipeline.events import ACTIVITY_TYPES, Deposit, Event
 
@@ -40,70 +48,79 @@ class FirstTriggers:
         self._inactive_id = f"inactive_{self.settings.inactivity_seconds // DAY}d"
         self._no_deposit_id = f"no_deposit_{self.settings.no_deposit_seconds // DAY}d"
         self._streak_id = f"loss_streak_{self.settings.loss_streak}"
+        self._inactivity = self.settings.inactivity_seconds
 
     def on_event(
         self, state: PlayerState, event: Event, ts: int, out: list[Intent], schedule: Schedule
     ) -> None:
         """Event-driven triggers, and arming the time-based ones."""
         etype = event.type
-        flags = state.flags
-        pid = state.player_id
-        locale = state.locale or "en"
-        if etype == "registration":
-            if not flags & WELCOMED:
-                state.flags = flags | WELCOMED
+        if etype in ACTIVITY_TYPES:
+            # The hot path (bets, logins...): a new quiet spell starts; arm its deadline
+            # only if it is earlier than what the player is already woken for.
+            n = state.n
+            if ts == n[LAST_ACTIVITY]:
+                if n[FLAGS] & INACTIVITY_NOTIFIED:
+                    n[FLAGS] &= ~INACTIVITY_NOTIFIED
+                deadline = ts + self._inactivity
+                if deadline < n[NEXT_DUE]:
+                    schedule(state, deadline)
+            if etype == "deposit":
+                self._on_deposit(state, event, ts, out)
+        elif etype == "win":
+            if state.n[LOSS_STREAK] == self.settings.loss_streak:
+                out.append(
+                    Intent(
+                        self._streak_id,
+                        state.player_id,
+                        event.event_id,
+                        ActionKind.MESSAGE,
+                        "in_app",
+                        {"template_id": "loss_streak", "locale": state.locale or "en"},
+                        event.event_id,
+                        ts,
+                        ts,
+                    )
+                )
+        elif etype == "registration":
+            if not state.flags & WELCOMED:
+                state.flags |= WELCOMED
                 out.append(
                     Intent(
                         "welcome",
-                        pid,
+                        state.player_id,
                         "registration",
                         ActionKind.MESSAGE,
                         "email",
-                        {"template_id": "welcome", "locale": locale},
+                        {"template_id": "welcome", "locale": state.locale or "en"},
                         event.event_id,
                         ts,
                         ts,
                     )
                 )
             schedule(state, ts + self.settings.no_deposit_seconds)
-        elif etype == "deposit":
-            deposit: Deposit = event  # type: ignore[assignment]
-            if (
-                state.deposit_count == 1
-                and deposit.status == "ok"
-                and not flags & FIRST_DEPOSIT_REWARDED
-            ):
-                state.flags = flags | FIRST_DEPOSIT_REWARDED
-                out.append(
-                    Intent(
-                        "first_deposit",
-                        pid,
-                        "first",
-                        ActionKind.REWARD,
-                        "wallet",
-                        {"reward_type": "free_spins", "count": 20, "value_per_spin": "0.10"},
-                        event.event_id,
-                        ts,
-                        ts,
-                    )
-                )
-        elif etype == "win" and state.loss_streak == self.settings.loss_streak:
+
+    def _on_deposit(self, state: PlayerState, event: Event, ts: int, out: list[Intent]) -> None:
+        deposit: Deposit = event  # type: ignore[assignment]
+        if (
+            state.deposit_count == 1
+            and deposit.status == "ok"
+            and not state.flags & FIRST_DEPOSIT_REWARDED
+        ):
+            state.flags |= FIRST_DEPOSIT_REWARDED
             out.append(
                 Intent(
-                    self._streak_id,
-                    pid,
-                    event.event_id,
-                    ActionKind.MESSAGE,
-                    "in_app",
-                    {"template_id": "loss_streak", "locale": locale},
+                    "first_deposit",
+                    state.player_id,
+                    "first",
+                    ActionKind.REWARD,
+                    "wallet",
+                    {"reward_type": "free_spins", "count": 20, "value_per_spin": "0.10"},
                     event.event_id,
                     ts,
                     ts,
                 )
             )
-        if etype in ACTIVITY_TYPES and ts == state.last_activity:
-            state.flags &= ~INACTIVITY_NOTIFIED  # a new quiet spell starts now
-            schedule(state, ts + self.settings.inactivity_seconds)
 
     def fire_due(self, state: PlayerState, now: int, out: list[Intent]) -> int | None:
         """Inactivity and no-deposit deadlines."""

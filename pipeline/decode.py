@@ -91,6 +91,7 @@ def _keep_going(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
 
 
 _BATCH = TypeAdapter(list[Annotated[Event, WrapValidator(_keep_going)]])
+_CLEAN_BATCH = TypeAdapter(list[Event])  # no per-record Python frame: the common case
 _KNOWN_TYPES = frozenset(EVENT_TYPES)
 
 
@@ -155,7 +156,10 @@ def decode_batch(batch: RawBatch) -> DecodedBatch:
         return out
     events = out.events
     high = None
-    results: list[Any] = _BATCH.validate_python(parsed)
+    try:
+        results: list[Any] = _CLEAN_BATCH.validate_python(parsed)
+    except ValidationError:
+        results = _BATCH.validate_python(parsed)  # some record is bad: find which
     for index, record, result in zip(parsed_at, parsed, results, strict=True):
         if type(result) is _Rejected:
             kind, reason = explain(result.error, record)
