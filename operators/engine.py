@@ -170,9 +170,7 @@ class PlayerShard:
         self._pruned_at = watermark
         horizon = watermark - self.dedup_window
         quiet = [
-            pid
-            for pid, seen in self.recent_ids.items()
-            if not seen or max(seen.values()) < horizon
+            pid for pid, seen in self.recent_ids.items() if not seen or max(seen.values()) < horizon
         ]
         for pid in quiet:
             del self.recent_ids[pid]

@@ -246,6 +246,7 @@ def build_flow(
 
     guard_stage = GuardStage(services.stores, guards, metrics)
     delivery_stage = DeliveryStage(services.senders, services.stores, metrics)
+
     def guard(actions: list[Any]) -> list[Action]:
         metrics.stage_items.labels("guards").inc(len(actions))
         return guard_stage.process(actions)
