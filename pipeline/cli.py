@@ -57,6 +57,7 @@ def _options(
         rulebook=rulebook or _rulebook(settings),
         shards=settings.shards,
         lateness_seconds=settings.lateness_seconds,
+        ordered=settings.order_by_event_time,
         triggers=settings.triggers(),
         live=live,
         idle_tick_seconds=settings.idle_tick_seconds,

@@ -61,6 +61,7 @@ class FlowOptions:
     idle_tick_seconds: float = 1.0
     emit_players: bool = False  # bounded runs: emit final player rows at the end
     rulebook: RuleBook | None = None  # None: the first triggers, no guards file
+    ordered: bool = False  # fold in event-time order behind the watermark (see engine)
 
 
 @dataclass
@@ -96,8 +97,11 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         if resume is not None:
             shard, newest = resume
             self._shard = shard.with_rules(rules.rule_sets, rules.guards)
+            self._shard.ordered = options.ordered
         else:
-            self._shard = PlayerShard(rules=rules.rule_sets, guards=rules.guards)
+            self._shard = PlayerShard(
+                rules=rules.rule_sets, guards=rules.guards, ordered=options.ordered
+            )
         lateness = options.lateness_seconds
         self._clock = (
             EventClock.live(lateness, newest)

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # Dataflow
     shards: int = Field(default=64, ge=1, le=4096)
     lateness_seconds: int = Field(default=60, ge=0, le=86_400)
+    # Fold events in event-time order behind the watermark: exact results for streams
+    # shuffled by up to lateness_seconds, at the cost of that much decision latency.
+    order_by_event_time: bool = False
     idle_tick_seconds: float = Field(default=1.0, gt=0, le=60)
     epoch_interval_seconds: float = Field(default=10.0, gt=0)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import random
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import orjson
 import polars as pl
+import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from operators.actions import Action
@@ -15,7 +17,7 @@ from pipeline.cli import main
 from pipeline.flow import FlowOptions, build_flow
 from pipeline.metrics import Metrics
 from pipeline.records import RawBatch
-from pipeline.simulator import SimulatorConfig, write_jsonl
+from pipeline.simulator import SimulatorConfig, simulate, write_jsonl
 from tests.support.scenario import Script, day, epoch
 
 
@@ -130,3 +132,37 @@ def test_players_parquet_holds_the_final_state_of_each_player(tmp_path: Path) ->
     assert row["wager_1h"] == Decimal("15") and row["net_24h"] == Decimal("-2.5")
     assert row["loss_streak"] == 0 and row["longest_loss_streak"] == 1
     assert row["lifecycle"] == "depositor" and row["favourite_category"] == "slots"
+
+
+def test_a_shuffled_stream_with_duplicates_replays_to_the_event_time_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PITBOSS_CONFIG_DIR", str(tmp_path / "no-config"))
+    records = list(simulate(SimulatorConfig(seed=9, events=20_000)))
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(b"\n".join(records) + b"\n")
+    rng = random.Random(9)
+
+    def arrival(record: bytes) -> float:
+        ts = datetime.fromisoformat(orjson.loads(record)["ts"]).timestamp()
+        return ts + rng.uniform(0, 300)  # up to five minutes late
+
+    duplicates = rng.sample(records, 200)
+    shuffled = sorted(records + duplicates, key=arrival)
+    assert shuffled != records
+    messy = tmp_path / "messy.jsonl"
+    messy.write_bytes(b"\n".join(shuffled) + b"\n")
+
+    assert main(["replay", str(clean), "--out", str(tmp_path / "clean")]) == 0
+    monkeypatch.setenv("PITBOSS_ORDER_BY_EVENT_TIME", "true")
+    monkeypatch.setenv("PITBOSS_LATENESS_SECONDS", "600")
+    assert main(["replay", str(messy), "--out", str(tmp_path / "messy")]) == 0
+
+    def decisions(name: str) -> set[tuple[str, str]]:
+        lines = (tmp_path / name / "actions.jsonl").read_bytes().splitlines()
+        return {(a["action_id"], a["decision"]) for a in map(orjson.loads, lines)}
+
+    assert len(decisions("clean")) > 100
+    assert decisions("messy") == decisions("clean")
+    clean_players = pl.read_parquet(tmp_path / "clean" / "players.parquet")
+    assert pl.read_parquet(tmp_path / "messy" / "players.parquet").equals(clean_players)

@@ -233,3 +233,44 @@ def test_recent_event_ids_are_forgotten_for_players_quiet_past_the_window() -> N
     shard.process(s.events())
     shard.advance(epoch(s.now))
     assert set(shard.recent_ids) == {"p2"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    s=populations(),
+    data=st.data(),
+    lateness=st.integers(60, 1800),
+    chunk=st.integers(1, 20),
+)
+def test_shuffled_and_duplicated_events_give_the_event_time_result_in_ordered_mode(
+    s: Script, data: st.DataObject, lateness: int, chunk: int
+) -> None:
+    # Timestamps made distinct so that the event-time order is unambiguous.
+    events = [(ts + i, e) for i, (ts, e) in enumerate(s.events())]
+    end = max(ts for ts, _ in events) + 30 * 86_400
+    reference = PlayerShard()
+    expected: list[Action] = []
+    for pair in events:
+        expected += reference.process([pair])
+        expected += reference.advance(pair[0])
+    expected += reference.advance(end)
+
+    # Each event (and some duplicates) arrives up to `lateness` seconds late.
+    delay = st.integers(0, lateness)
+    arrivals = [(pair[0] + data.draw(delay), i, pair) for i, pair in enumerate(events)]
+    for i in data.draw(st.lists(st.integers(0, len(events) - 1), max_size=5)):
+        arrivals.append((events[i][0] + data.draw(delay), len(arrivals), events[i]))
+    arrivals.sort()
+    shard = PlayerShard(ordered=True)
+    got: list[Action] = []
+    newest = -(2**62)
+    for start in range(0, len(arrivals), chunk):
+        part = [pair for _, _, pair in arrivals[start : start + chunk]]
+        got += shard.process(part)
+        newest = max(newest, *(ts for ts, _ in part))
+        got += shard.advance(newest - lateness)
+    got += shard.advance(end)
+    assert sorted(a.model_dump_json() for a in got) == sorted(
+        a.model_dump_json() for a in expected
+    )
+    assert shard.stats.late_events == 0
