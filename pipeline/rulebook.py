@@ -72,7 +72,7 @@ def _optional_rule_sets(config_dir: Path, problems: list[str]) -> list[RuleSet]:
     """The campaign engine and gamification, for the parts of ``config/`` that exist."""
     found: list[RuleSet] = []
     for module, loader, folder in (
-        ("operators.campaigns", "load_campaigns", "campaigns"),
+        ("operators.campaigns", "load_campaign_rules", "campaigns"),
         ("operators.gamification", "load_gamification", "gamification"),
     ):
         if not (config_dir / folder).is_dir():
@@ -82,7 +82,9 @@ def _optional_rule_sets(config_dir: Path, problems: list[str]) -> list[RuleSet]:
         except ImportError:
             continue
         try:
-            found.append(getattr(imported, loader)(config_dir))
+            # Campaigns read config/campaigns and config/templates; gamification its folder.
+            where = config_dir if folder == "campaigns" else config_dir / folder
+            found.append(getattr(imported, loader)(where))
         except Exception as exc:  # each loader raises its own ConfigError
             problems.append(str(exc))
     return found
