@@ -1,0 +1,244 @@
+"""Missions: assigned by segment, progressed per event, completed or expired.
+
+An *instance* of a mission is identified by its key: ``once`` for a one-time mission, the
+player's local date (``daily``) or ISO week (``weekly``) for a recurring one. A player gets
+each instance at most once: automatic missions start at the first event of the day that
+finds the player in the segment (that event counts); opt-in missions are offered then
+and start when the player redeems the mission's code.
+
+Time limit: an instance started at ``S`` accepts events at ``S <= ts < ends``, where
+``ends`` is ``S + time_limit`` and, for a recurring mission, at most the end of its day or
+week. The expiry is a deadline at ``ends``; it fires before any event at or after it is
+folded, so an objective completed one second after the end finds the mission expired.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from operators.gamification.context import Turn
+from operators.gamification.intents import Emitter
+from operators.gamification.periods import calendar
+from operators.gamification.program import Mission, Objective, Program
+from operators.gamification.state import NO_DUE, GamState, MissionRun
+
+STARTED, OFFERED = "S:", "O:"
+
+
+def instance(mission: Mission, zone_name: str, ts: int) -> tuple[str, int]:
+    """The instance key at ``ts`` and the latest it may end (NO_DUE: no limit)."""
+    if mission.recurrence is None:
+        ends = NO_DUE
+        key = "once"
+    else:
+        span = calendar(mission.recurrence, zone_name).span(ts)
+        key, ends = span.id, span.end
+    if mission.time_limit is not None:
+        ends = min(ends, ts + mission.time_limit)
+    return key, ends
+
+
+def progress_text(objective: Objective, value: int) -> str:
+    """``"25/50"``; money objectives in base-currency units."""
+    if objective.measure in ("wager", "real_wager", "amount"):
+        done = Decimal(value).scaleb(-4).normalize()
+        target = Decimal(objective.target).scaleb(-4).normalize()
+        return f"{done:f}/{target:f}"
+    return f"{value}/{objective.target}"
+
+
+def _log(gs: GamState) -> dict[str, str]:
+    if gs.mission_log is None:
+        gs.mission_log = {}
+    return gs.mission_log
+
+
+def start(mission: Mission, emit: Emitter, turn: Turn) -> MissionRun:
+    """Start an instance of ``mission`` at ``turn.now``."""
+    gs = turn.gam
+    key, ends = instance(mission, turn.zone_name, turn.now)
+    run = MissionRun(mission.id, key, turn.now, ends, mission.targets)
+    run.money = mission.money
+    if gs.missions is None:
+        gs.missions = []
+    gs.missions.append(run)
+    _log(gs)[mission.id] = STARTED + key
+    payload: dict[str, Any] = {
+        "event": "mission_started",
+        "mission": mission.id,
+        "name": mission.name,
+        "instance": key,
+        "objectives": [o.id for o in mission.objectives],
+        "ends_at": None if ends == NO_DUE else ends,
+    }
+    emit.event(turn, f"mission:{mission.id}", f"{key}:started", payload)
+    if ends != NO_DUE and turn.schedule is not None:
+        turn.schedule(turn.state, ends)
+    return run
+
+
+def assign(program: Program, emit: Emitter, turn: Turn) -> None:
+    """Start (automatic) or offer (opt-in) the missions the player qualifies for now."""
+    gs = turn.gam
+    gs.assign_at = calendar("day", turn.zone_name).span(turn.now).end
+    for mission in program.missions:
+        key, _ = instance(mission, turn.zone_name, turn.now)
+        logged = gs.mission_log.get(mission.id) if gs.mission_log else None
+        if logged == STARTED + key or (not mission.automatic and logged == OFFERED + key):
+            continue
+        if mission.segment is not None and not mission.segment.evaluate(turn):
+            continue
+        if mission.automatic:
+            start(mission, emit, turn)
+            continue
+        _log(gs)[mission.id] = OFFERED + key
+        payload = {
+            "event": "mission_offered",
+            "mission": mission.id,
+            "name": mission.name,
+            "instance": key,
+            "opt_in_code": mission.opt_in_code,
+        }
+        emit.event(turn, f"mission:{mission.id}", f"{key}:offered", payload)
+
+
+def opt_in(program: Program, emit: Emitter, turn: Turn, code: str) -> None:
+    """A redeemed code joins the opt-in missions it names (if the player qualifies)."""
+    gs = turn.gam
+    wanted = code.strip().upper()
+    for mission in program.missions:
+        if mission.opt_in_code != wanted:
+            continue
+        key, _ = instance(mission, turn.zone_name, turn.now)
+        logged = gs.mission_log.get(mission.id) if gs.mission_log else None
+        if logged == STARTED + key:
+            continue
+        if mission.segment is not None and not mission.segment.evaluate(turn):
+            continue
+        start(mission, emit, turn)
+
+
+def progress(
+    program: Program,
+    missions: dict[str, Mission],
+    emit: Emitter,
+    turn: Turn,
+    *,
+    category: int = -1,
+    stake: int = 0,
+    real: int = 0,
+) -> list[Mission]:
+    """Count ``turn.event`` towards the running missions; the missions it completed.
+
+    For a bet, ``category`` is its game category's index, ``stake`` and ``real`` its
+    stake and real-money part (ten-thousandths of the bet's currency, converted to the
+    base currency only when an objective counts them).
+    """
+    gs, event, ts = turn.gam, turn.event, turn.now
+    runs = gs.missions
+    if not runs:
+        return []
+    etype = event.type
+    bit = 1 << category if category >= 0 else -1
+    finished: list[tuple[MissionRun, Mission]] = []
+    for run in runs:
+        if ts >= run.ends or ts < run.started:
+            continue
+        mission = missions.get(run.mission)
+        if mission is None:
+            continue
+        indexes = mission.by_event.get(etype)
+        if indexes is None:
+            continue
+        objectives, counts = mission.objectives, run.progress
+        for j in indexes:
+            done = run.done
+            if done >> j & 1 or (mission.sequential and done != (1 << j) - 1):
+                continue  # complete, or an earlier objective is still open
+            objective = objectives[j]
+            if not objective.categories & bit:
+                continue
+            if objective.when is not None and not objective.when.evaluate(turn):
+                continue
+            measure = objective.measure
+            if measure == "count":
+                counts[j] += 1
+            elif measure in ("distinct_games", "distinct_categories"):
+                seen = run.seen if run.seen is not None else {}
+                run.seen = seen
+                values = seen.setdefault(j, set())
+                values.add(event.game_id if measure == "distinct_games" else str(category))
+                counts[j] = len(values)
+            else:
+                counts[j] += program.settings.to_base(
+                    stake
+                    if measure == "wager"
+                    else real
+                    if measure == "real_wager"
+                    else int(event.amount.scaleb(4)),
+                    event.currency,
+                )
+            if counts[j] < objective.target:
+                continue
+            run.done |= 1 << j
+            if run.seen is not None:
+                run.seen.pop(j, None)
+            if run.done == mission.all_done:
+                finished.append((run, mission))
+                break  # mission_completed says it all
+            payload = {
+                "event": "mission_progress",
+                "mission": mission.id,
+                "instance": run.key,
+                "objective": objective.id,
+                "completed_objectives": bin(run.done).count("1"),
+                "objectives": len(objectives),
+            }
+            emit.event(turn, f"mission:{mission.id}", f"{run.key}:{objective.id}", payload)
+    for run, mission in finished:
+        runs.remove(run)
+        gs.missions_done += 1
+        payload = {
+            "event": "mission_completed",
+            "mission": mission.id,
+            "name": mission.name,
+            "instance": run.key,
+            "started_at": run.started,
+        }
+        emit.package(
+            turn,
+            f"mission:{mission.id}",
+            f"{run.key}:completed",
+            payload,
+            reward=mission.reward,
+            message=mission.message,
+        )
+    if not runs:
+        gs.missions = None
+    return [mission for _, mission in finished]
+
+
+def expire(missions: dict[str, Mission], emit: Emitter, turn: Turn) -> None:
+    """Expire every running instance whose end is ``turn.now``."""
+    gs, due = turn.gam, turn.now
+    runs = gs.missions or []
+    for run in [r for r in runs if r.ends == due]:
+        runs.remove(run)
+        mission = missions.get(run.mission)
+        by_objective = (
+            {o.id: progress_text(o, run.progress[j]) for j, o in enumerate(mission.objectives)}
+            if mission is not None and len(mission.objectives) == len(run.progress)
+            else {}
+        )
+        payload = {
+            "event": "mission_expired",
+            "mission": run.mission,
+            "instance": run.key,
+            "completed_objectives": bin(run.done).count("1"),
+            "objectives": len(run.progress),
+            "progress": by_objective,
+        }
+        emit.event(turn, f"mission:{run.mission}", f"{run.key}:expired", payload)
+    if not runs:
+        gs.missions = None
