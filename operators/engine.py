@@ -128,12 +128,13 @@ class PlayerShard:
                 # Decided now, against the state as it was at the deadline.
                 self._fire_due(state, ts, out)
                 if out:
+                    self._signal(state, out)
                     self._decide_all(out, state, actions)
             state.apply(event, ts, event.type in ACTIVITY_TYPES)
             for rule_set in rules:
                 rule_set.on_event(state, event, ts, out, schedule)
             if out:
-                self._signal(state, ts, out)
+                self._signal(state, out)
                 self._decide_all(out, state, actions)
         return actions
 
@@ -170,8 +171,9 @@ class PlayerShard:
             out.append(replace(intent, decided_at=release))
         return min((release for release, _ in later), default=None)
 
-    def _signal(self, state: PlayerState, ts: int, out: list[Intent]) -> None:
-        """Pass this step's gamification intents to the rule sets that listen."""
+    def _signal(self, state: PlayerState, out: list[Intent]) -> None:
+        """Pass this step's gamification intents to the rule sets that listen, each at
+        its own event time (a deadline's, not the watermark's)."""
         signals = [i for i in out if i.kind is ActionKind.GAMIFICATION]
         if not signals:
             return
@@ -179,7 +181,7 @@ class PlayerShard:
             on_signal = getattr(rule_set, "on_signal", None)
             if on_signal is not None:
                 for signal in signals:
-                    on_signal(state, signal, ts, out, self.schedule)
+                    on_signal(state, signal, signal.decided_at, out, self.schedule)
 
     def _trim(self, seen: dict[str, int], newest: int) -> None:
         """Keep a player's recent ids within the window, and at most half the bound."""
@@ -253,7 +255,7 @@ class PlayerShard:
                 continue
             self._fire_due(state, watermark, out)
             if out:
-                self._signal(state, watermark, out)
+                self._signal(state, out)
                 self._decide_all(out, state, actions)
         return actions
 

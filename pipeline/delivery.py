@@ -100,14 +100,13 @@ class GuardStage:
         return action if prior == action.decision else action.model_copy(update={"decision": prior})
 
     def _decide(self, action: Action) -> str:
+        # Suppression is decided in the player operator from events, in event-time order
+        # (deterministic), and checked against the authoritative list at send time
+        # (DeliveryStage); reading the list here would make a replay's decisions depend
+        # on how its events were batched.
         stores = self._stores
         pid = action.player_id
         now = action.decided_at.timestamp()
-        reason = stores.suppression.is_player_suppressed(pid, int(now))
-        if reason is not None:
-            return suppressed(reason)
-        if action.channel in MARKETING and stores.suppression.has_opted_out(pid, action.channel):
-            return suppressed("opted_out")
         if stores.caps.applicable(action.channel, action.kind.value):
             reserve = 1 if action.priority < self._config.reserve_last_unit_below_priority else 0
             full = stores.caps.try_acquire(
@@ -164,22 +163,37 @@ class DeliveryStage:
         """Deliver what is to be sent; every action comes out with its outcome."""
         return [self._one(action) for action in actions]
 
+    def _suppressed(self, action: Action) -> str | None:
+        """The authoritative list, now: self-exclusion and other suppressions, opt-outs."""
+        suppression = self._stores.suppression
+        reason = suppression.is_player_suppressed(
+            action.player_id, int(action.decided_at.timestamp())
+        )
+        if (
+            reason is None
+            and action.channel in MARKETING
+            and suppression.has_opted_out(action.player_id, action.channel)
+        ):
+            reason = "opted_out"
+        return reason
+
     def _one(self, action: Action) -> Action:
         sender = self._senders.get(action.channel)
         if action.decision != SENT or sender is None:
             return action
-        pid = action.player_id
-        reason = until_available(
-            "delivery",
-            lambda: self._stores.suppression.is_player_suppressed(
-                pid, int(action.decided_at.timestamp())
-            ),
-        )
+        reason = until_available("delivery", partial(self._suppressed, action))
         if reason is not None:
             # Stopped in flight: recorded as such (the ledger already said "sent").
             return action.model_copy(update={"decision": suppressed(reason)})
         started = time.time()
         delivery = sender.deliver(action)
+        while delivery.status is DeliveryStatus.FAILED and "unavailable" in (delivery.reason or ""):
+            # The shared store (delivery ledger, Redis inbox) is down: hold, then retry;
+            # failing the action would lose it.
+            log.warning("delivery of %s held: store unavailable", action.action_id)
+            until_available("delivery", partial(self._suppressed, action))
+            time.sleep(0.2)
+            delivery = sender.deliver(action)
         provider = delivery.provider
         self._metrics.deliveries.labels(provider, delivery.status.value).inc()
         self._metrics.delivery_latency.observe(max(0.0, time.time() - started))

@@ -22,11 +22,13 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
 from operators.actions import Action
+from operators.campaigns import CampaignRules, campaign_rows, swap_rules
 from operators.engine import PlayerShard, shard_of
+from operators.gamification import GamificationRules, gamification_rows
 from operators.guards import GuardConfig
 from operators.player_state import player_row
 from operators.triggers import TriggerSettings
-from pipeline.clock import EventClock
+from pipeline.clock import NEVER, EventClock
 from pipeline.decode import DeadLetter, DecodedBatch, decode_batch
 from pipeline.delivery import (
     DeliveryStage,
@@ -41,6 +43,9 @@ from pipeline.outputs import SuppressionListSink
 from pipeline.records import RawBatch
 from pipeline.rulebook import RuleBook
 from sinks.base import ResilientSender
+from sinks.leaderboards import LeaderboardStore, MemoryLeaderboardStore
+from sinks.leaderboards.scores import apply_scores, is_score
+from sinks.leaderboards.settler import TournamentSettler
 from sinks.stores import Stores
 from sinks.stores.memory import memory_stores
 
@@ -48,6 +53,13 @@ from sinks.stores.memory import memory_stores
 ShardItem: TypeAlias = tuple[str, int | None, float, list[tuple[int, Event]]]
 ShardSnapshot: TypeAlias = tuple[PlayerShard, dict[str, int]]
 PlayerRows: TypeAlias = list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClockTick:
+    """A shard's watermark, sent behind its actions to the leaderboard step."""
+
+    watermark: int
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,7 @@ class Services:
 
     stores: Stores
     senders: dict[str, ResilientSender] = field(default_factory=dict)
+    leaderboards: LeaderboardStore = field(default_factory=MemoryLeaderboardStore)
 
     @classmethod
     def in_memory(cls, guards: GuardConfig | None = None) -> Services:
@@ -110,6 +123,15 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         )
         self._late_seen = self._shard.stats.late_events
         self._duplicates_seen = self._shard.stats.duplicate_events
+        self._ticks = _has_tournaments(rules.rule_sets)
+        self._ticked = self._shard.watermark
+
+    def _tick(self, out: list[Any]) -> list[Any]:
+        """Follow the actions with this shard's watermark when it moved (tournaments)."""
+        if self._ticks and self._shard.watermark != self._ticked:
+            self._ticked = self._shard.watermark
+            out.append(ClockTick(self._ticked))
+        return out
 
     def _account(self, actions: list[Action], read_at: float) -> None:
         metrics = self._metrics
@@ -127,8 +149,10 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
     def on_item(self, value: ShardItem) -> tuple[list[Action | PlayerRows], bool]:
         rules = self._rulebook.current
         if rules.version != self._version:  # a hot reload: new rules, same players
-            self._shard.with_rules(rules.rule_sets, rules.guards)
+            swap_rules(self._shard, rules.rule_sets)
+            self._shard.guards = rules.guards
             self._version = rules.version
+            self._ticks = _has_tournaments(rules.rule_sets)
         source, high_mark, read_at, events = value
         actions = self._shard.process(events) if events else []
         if events:
@@ -137,12 +161,12 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             self._clock.observe(source, high_mark)
         actions.extend(self._shard.advance(self._clock.watermark()))
         self._account(actions, read_at)
-        return list(actions), StatefulLogic.RETAIN
+        return self._tick(list(actions)), StatefulLogic.RETAIN
 
     def on_notify(self) -> tuple[list[Action | PlayerRows], bool]:
         actions = self._shard.advance(self._clock.watermark())
         self._account(actions, time.time())
-        return list(actions), StatefulLogic.RETAIN
+        return self._tick(list(actions)), StatefulLogic.RETAIN
 
     def on_eof(self) -> tuple[list[Action | PlayerRows], bool]:
         if self._options.live:
@@ -152,8 +176,15 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         out: list[Action | PlayerRows] = list(self._shard.advance(final))
         self._account([a for a in out if isinstance(a, Action)], time.time())
         if self._options.emit_players:
-            out.append([player_row(state, final) for state in self._shard.players.values()])
-        return out, StatefulLogic.RETAIN
+            columns = _player_columns(self._shard.rules)
+            rows = []
+            for state in self._shard.players.values():
+                row = player_row(state, final)
+                for extra in columns:
+                    row.update(extra(state))
+                rows.append(row)
+            out.append(rows)
+        return self._tick(out), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         if not self._options.live:
@@ -162,6 +193,72 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
 
     def snapshot(self) -> ShardSnapshot:
         return self._shard, self._clock.snapshot()
+
+
+def _has_tournaments(rule_sets: Any) -> bool:
+    return any(getattr(getattr(r, "program", None), "tournaments", ()) for r in rule_sets)
+
+
+def _player_columns(rule_sets: Any) -> list[Callable[[Any], dict[str, Any]]]:
+    """Extra players.parquet columns from the rule sets that keep per-player progress."""
+    columns: list[Callable[[Any], dict[str, Any]]] = []
+    for rule_set in rule_sets:
+        if isinstance(rule_set, CampaignRules):
+            columns.append(campaign_rows)
+        elif isinstance(rule_set, GamificationRules):
+            columns.append(gamification_rows)
+    return columns
+
+
+class LeaderboardLogic(StatefulLogic[tuple[str, Any], Action, dict[str, int]]):
+    """One step for the whole job: applies score updates to the leaderboard store and
+    settles tournaments once every shard's watermark has passed a period's end.
+
+    Each shard sends its score actions and then its watermark down the same stream, so
+    when the slowest shard's watermark passes a period's end, every score of that
+    period is already in the store.
+    """
+
+    def __init__(
+        self, services: Services, rulebook: RuleBook | None, shards: int, resume: Any
+    ) -> None:
+        self._store = services.leaderboards
+        self._shards = shards
+        self._marks: dict[str, int] = dict(resume or {})
+        self._settler = _settler(services, rulebook)
+
+    def _settle(self) -> list[Action]:
+        if self._settler is None or len(self._marks) < self._shards:
+            return []
+        return self._settler.due(min(self._marks.values()))
+
+    def on_item(self, value: tuple[str, Any]) -> tuple[list[Action], bool]:
+        shard, item = value
+        if isinstance(item, ClockTick):
+            if item.watermark > self._marks.get(shard, NEVER):
+                self._marks[shard] = item.watermark
+            return self._settle(), StatefulLogic.RETAIN
+        apply_scores(self._store, [item])
+        return [item], StatefulLogic.RETAIN
+
+    def on_eof(self) -> tuple[list[Action], bool]:
+        return self._settle(), StatefulLogic.RETAIN
+
+    def snapshot(self) -> dict[str, int]:
+        return dict(self._marks)
+
+
+def _settler(services: Services, rulebook: RuleBook | None) -> TournamentSettler | None:
+    if rulebook is None:
+        return None
+    for rule_set in rulebook.current.rule_sets:
+        program = getattr(rule_set, "program", None)
+        tournaments = getattr(program, "tournaments", ())
+        if tournaments:
+            return TournamentSettler(
+                services.leaderboards, tournaments, version=rulebook.current.version
+            )
+    return None
 
 
 def _splitter(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ShardItem]]]:
@@ -241,7 +338,22 @@ def build_flow(
         keyed,
         lambda resume: ShardLogic(options, metrics, resume),
     )
-    values = op.map("unkey", results, lambda kv: kv[1])
+    # Scores and watermarks go, in the order each shard sent them, to the leaderboards.
+    to_boards = op.branch(
+        "split_boards",
+        results,
+        lambda kv: isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and is_score(kv[1])),
+    )
+    boards = op.stateful(
+        "leaderboards",
+        op.map("one_key", to_boards.trues, lambda kv: ("leaderboards", kv)),
+        lambda resume: LeaderboardLogic(services, rulebook, options.shards, resume),
+    )
+    values = op.merge(
+        "all_results",
+        op.map("unkey", to_boards.falses, lambda kv: kv[1]),
+        op.map("unkey_boards", boards, lambda kv: kv[1]),
+    )
     branches = op.branch("split_results", values, lambda v: isinstance(v, Action))
 
     def action_item(action: Any) -> tuple[Any, bytes]:

@@ -395,6 +395,25 @@ class ResilientSender:
             multiplier=self.policy.backoff_initial_seconds, max=self.policy.backoff_max_seconds
         )
 
+    def _record(self, provider: str, action_id: str) -> None:
+        """Record a delivery, holding until the ledger answers: an unrecorded delivery
+        would be sent again after a crash."""
+        warned_at = -1e9
+        while True:
+            try:
+                self._ledger.record(action_id)
+                return
+            except Exception:
+                now = self._clock()
+                if now - warned_at > 30:
+                    logger.warning(
+                        "%s: delivered action %s but cannot record it yet; holding",
+                        provider,
+                        action_id,
+                    )
+                    warned_at = now
+                self._sleep(0.2)
+
     def deliver_many(self, actions: Iterable[Action]) -> list[Delivery]:
         """Deliver each action in turn; one failure never stops the rest."""
         return [self.deliver(action) for action in actions]
@@ -440,10 +459,7 @@ class ResilientSender:
             self._observer.errored(provider, "unexpected")
             reason = f"{provider}: action {action.action_id}: unexpected {type(exc).__name__}"
             return self._fail(action, calls.made, reason)
-        try:
-            self._ledger.record(action.action_id)
-        except Exception:  # delivered anyway; a replay may resend, providers dedup by id
-            logger.exception("%s: could not record action %s", provider, action.action_id)
+        self._record(provider, action.action_id)
         self._observer.delivered(provider, calls.made)
         return Delivery(
             action.action_id,

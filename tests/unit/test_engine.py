@@ -270,7 +270,5 @@ def test_shuffled_and_duplicated_events_give_the_event_time_result_in_ordered_mo
         newest = max(newest, *(ts for ts, _ in part))
         got += shard.advance(newest - lateness)
     got += shard.advance(end)
-    assert sorted(a.model_dump_json() for a in got) == sorted(
-        a.model_dump_json() for a in expected
-    )
+    assert sorted(a.model_dump_json() for a in got) == sorted(a.model_dump_json() for a in expected)
     assert shard.stats.late_events == 0
