@@ -33,6 +33,16 @@ DEFERRED = "deferred"
 HELD_OUT = Decision.HELD_OUT.value
 SENT = Decision.SENT.value
 MARKETING_CHANNELS = frozenset(CHANNEL_BITS)
+# Rewards and messages a player earned in a game mechanic (a mission completed, a
+# tournament place, a level reached, a badge) are not promotions: never held out of an
+# A/B test nor counted against promotional frequency caps. Self-exclusion and consent
+# still apply to them.
+EARNED_PREFIXES = ("badge:", "level:", "mission:", "tournament:")
+
+
+def is_earned(campaign_id: str) -> bool:
+    """Whether an action is something the player earned in a game mechanic."""
+    return campaign_id.startswith(EARNED_PREFIXES)
 
 
 class _Strict(BaseModel):
@@ -171,7 +181,10 @@ def decide(
     elif intent.channel in CHANNEL_BITS and not state.has_consent(intent.channel):
         decision = suppressed_because("no_consent")
     elif (
-        config is not None and promotional and held_out(config, intent.campaign_id, state.player_id)
+        config is not None
+        and promotional
+        and not is_earned(intent.campaign_id)
+        and held_out(config, intent.campaign_id, state.player_id)
     ):
         decision = HELD_OUT
     elif config is not None and (

@@ -21,7 +21,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from operators.actions import Action, ActionKind, Decision, suppressed
-from operators.guards import DEFERRED, SENT, GuardConfig
+from operators.guards import DEFERRED, SENT, GuardConfig, is_earned
 from operators.player_state import MONEY_SCALE
 from pipeline.decode import DecodedBatch
 from pipeline.metrics import Metrics
@@ -107,7 +107,9 @@ class GuardStage:
         stores = self._stores
         pid = action.player_id
         now = action.decided_at.timestamp()
-        if stores.caps.applicable(action.channel, action.kind.value):
+        if not is_earned(action.campaign_id) and stores.caps.applicable(
+            action.channel, action.kind.value
+        ):
             reserve = 1 if action.priority < self._config.reserve_last_unit_below_priority else 0
             full = stores.caps.try_acquire(
                 pid, action.channel, action.kind.value, now, token=action.action_id, reserve=reserve

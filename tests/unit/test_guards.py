@@ -91,3 +91,18 @@ def test_cooling_off_and_accounts_closed_for_gambling_get_nothing_promotional() 
     got = run(s, GuardConfig(), epoch(T0) + 5 * 86_400)
     nudges = sorted(d for c, d, _ in got if c == "no_deposit_3d")
     assert nudges == ["suppressed:closed_gambling", "suppressed:cooling_off"]
+
+
+def test_earned_rewards_are_never_held_out_but_promotions_are() -> None:
+    config = GuardConfig(global_control_percent=100)
+    assert held_out(config, "welcome", "p1")
+    s = Script().register("p1")
+    shard = PlayerShard(rules=[FirstTriggers()], guards=config)
+    assert [a.decision for a in shard.process(s.events())] == ["held_out"]
+    from operators.actions import ActionKind
+    from operators.guards import decide
+    from operators.rules import Intent
+
+    prize = Intent("tournament:weekly", "p1", "w1:1", ActionKind.REWARD, "wallet", {}, "", 0, 0)
+    action, _ = decide(prize, shard.players["p1"], config)
+    assert action.decision == "sent"
