@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import logging
 import sys
@@ -18,14 +19,17 @@ from bytewax.run import cli_main
 from pythonjsonlogger.json import JsonFormatter
 from tqdm import tqdm
 
-from pipeline.flow import FlowOptions, build_flow
+from pipeline.flow import FlowOptions, Services, build_flow
+from pipeline.leaderboard_api import leaderboard_command
 from pipeline.metrics import Metrics
 from pipeline.outputs import JsonlSink, PlayersParquetSink
 from pipeline.rulebook import ConfigError, RuleBook, load_rules
-from pipeline.services import build_services
+from pipeline.services import board_names, build_services, serve_boards
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.simulator import SimulatorConfig, write_jsonl
 from pipeline.sources import JsonlSource, SimulatorSource
+from sinks.leaderboards.redis import RedisLeaderboardStore
+from sinks.stores.redis import connect
 
 log = logging.getLogger("pitboss")
 
@@ -89,7 +93,14 @@ def recovery_config(settings: Settings) -> RecoveryConfig | None:
 
 
 def _bounded_flow(
-    source: Any, out: Path, settings: Settings, metrics: Metrics, progress: Callable[[int], None]
+    source: Any,
+    out: Path,
+    settings: Settings,
+    metrics: Metrics,
+    progress: Callable[[int], None],
+    *,
+    rulebook: RuleBook | None = None,
+    services: Services | None = None,
 ) -> Dataflow:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("actions.jsonl", "dead_letters.jsonl"):
@@ -98,10 +109,11 @@ def _bounded_flow(
         source,
         JsonlSink(out / "actions.jsonl"),
         JsonlSink(out / "dead_letters.jsonl"),
-        options=_options(settings, live=False, emit_players=True),
+        options=_options(settings, live=False, emit_players=True, rulebook=rulebook),
         metrics=metrics,
         players_sink=PlayersParquetSink(out / "players.parquet"),
         progress=progress,
+        services=services,
     )
 
 
@@ -131,12 +143,28 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         metrics.serve(settings.metrics_port, settings.metrics_addr)
         print(f"metrics: http://{settings.metrics_addr}:{settings.metrics_port}/metrics")
     config = SimulatorConfig(seed=args.seed, events=args.events)
+    rulebook = _rulebook(settings)
+    services = Services.in_memory(rulebook.current.guards)
+    boards = serve_boards(services, rulebook, settings)
     update, close = _progress(args.events, "demo")
-    flow = _bounded_flow(SimulatorSource(config), args.out, settings, metrics, update)
+    flow = _bounded_flow(
+        SimulatorSource(config),
+        args.out,
+        settings,
+        metrics,
+        update,
+        rulebook=rulebook,
+        services=services,
+    )
     started = time.perf_counter()
     _run(flow, settings, args.workers)
     close()
     print(summary(metrics, time.perf_counter() - started))
+    for name in board_names(rulebook)[:3]:
+        with contextlib.suppress(LookupError, ValueError):
+            print(leaderboard_command(services.leaderboards, name, top=3))
+    if boards is not None:
+        boards.close()
     print(f"wrote {args.out}/actions.jsonl, dead_letters.jsonl and players.parquet")
     return 0
 
@@ -161,7 +189,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def production_flow(
-    settings: Settings, metrics: Metrics, rulebook: RuleBook | None = None
+    settings: Settings,
+    metrics: Metrics,
+    rulebook: RuleBook | None = None,
+    services: Services | None = None,
 ) -> Dataflow:
     """The production job: Kafka in, Kafka out (actions and dead letters)."""
     rulebook = rulebook or _rulebook(settings)
@@ -183,7 +214,7 @@ def production_flow(
         options=_options(settings, live=True, emit_players=False, rulebook=rulebook),
         metrics=metrics,
         keyed_outputs=False,
-        services=build_services(settings, rulebook.current.guards, metrics),
+        services=services or build_services(settings, rulebook.current.guards, metrics),
     )
 
 
@@ -203,7 +234,28 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     rulebook = _rulebook(settings)
     log.info("configuration version %s", rulebook.current.version)
     rulebook.watch(settings.config_reload_seconds)
-    _run(production_flow(settings, metrics, rulebook), settings, args.workers, **cluster)
+    services = build_services(settings, rulebook.current.guards, metrics)
+    serve_boards(services, rulebook, settings)
+    flow = production_flow(settings, metrics, rulebook, services)
+    _run(flow, settings, args.workers, **cluster)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.redis_url:
+        print(
+            "pitboss: leaderboards are kept by the running job; set PITBOSS_REDIS_URL to read "
+            f"them from Redis, or GET http://HOST:{settings.leaderboard_port}/leaderboards/"
+            f"{args.name} from the job",
+            file=sys.stderr,
+        )
+        return 2
+    store = RedisLeaderboardStore(connect(settings.redis_url), settings.redis_prefix)
+    try:
+        print(leaderboard_command(store, args.name, args.top, args.player, args.period))
+    except (LookupError, ValueError) as exc:
+        print(f"pitboss: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -259,6 +311,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-i", "--process-id", type=int, default=0)
     run.add_argument("-a", "--addresses", help="host:port of every process, ';'-separated")
     run.set_defaults(handler=cmd_run)
+
+    board = sub.add_parser("leaderboard", help="a leaderboard's standings (from Redis)")
+    board.add_argument("name")
+    board.add_argument("--top", type=int, default=10)
+    board.add_argument("--player")
+    board.add_argument("--period", help="e.g. 2026-W03; default: the latest")
+    board.set_defaults(handler=cmd_leaderboard)
 
     check = sub.add_parser("check-config", help="validate campaigns, gamification, guards")
     check.add_argument("path", type=Path, nargs="?")

@@ -14,7 +14,9 @@ from operators.actions import Action
 from operators.guards import GuardConfig
 from pipeline.delivery import cap_rules, configure_budgets
 from pipeline.flow import Services
+from pipeline.leaderboard_api import LeaderboardServer, serve_leaderboards
 from pipeline.metrics import Metrics
+from pipeline.rulebook import RuleBook
 from pipeline.settings import Settings
 from sinks.base import (
     ChannelSink,
@@ -28,6 +30,8 @@ from sinks.base import (
 from sinks.email import SmtpEmailSink
 from sinks.http import PushSink, SmsSink, WalletSink, WebhookSink
 from sinks.inbox import MemoryInboxSink, RedisInboxSink
+from sinks.leaderboards import MemoryLeaderboardStore
+from sinks.leaderboards.redis import RedisLeaderboardStore
 from sinks.stores.memory import memory_stores
 from sinks.stores.redis import connect, redis_stores
 
@@ -102,4 +106,34 @@ def build_services(settings: Settings, guards: GuardConfig, metrics: Metrics) ->
         "redis" if client is not None else "in-process",
         ", ".join(sorted(senders)) or "none",
     )
-    return Services(stores, senders)
+    leaderboards = (
+        RedisLeaderboardStore(client, prefix) if client is not None else MemoryLeaderboardStore()
+    )
+    return Services(stores, senders, leaderboards)
+
+
+def board_names(rulebook: RuleBook) -> list[str]:
+    """The leaderboards the current gamification configuration defines."""
+    for rule_set in rulebook.current.rule_sets:
+        program = getattr(rule_set, "program", None)
+        if program is not None:
+            return [board.id for board in program.boards]
+    return []
+
+
+def serve_boards(
+    services: Services, rulebook: RuleBook, settings: Settings
+) -> LeaderboardServer | None:
+    """The leaderboard read path next to the metrics endpoint (``leaderboard_port``)."""
+    if not settings.leaderboard_port:
+        return None
+    server = serve_leaderboards(
+        services.leaderboards,
+        settings.leaderboard_port,
+        settings.metrics_addr,
+        names=board_names(rulebook),
+    )
+    log.info(
+        "leaderboards: http://%s:%d/leaderboards", settings.metrics_addr, settings.leaderboard_port
+    )
+    return server

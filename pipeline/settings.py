@@ -75,6 +75,7 @@ class Settings(BaseSettings):
     # Operations
     metrics_port: int = Field(default=9464, ge=0, le=65535)
     metrics_addr: str = "127.0.0.1"
+    leaderboard_port: int = Field(default=9465, ge=0, le=65535)  # GET /leaderboards/NAME
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
