@@ -110,6 +110,7 @@ def test_ten_kills_and_restarts_deliver_every_action_exactly_once(
         "PITBOSS_ACTIONS_TOPIC": f"actions-{suffix}",
         "PITBOSS_DEAD_LETTERS_TOPIC": f"dead-{suffix}",
         "PITBOSS_METRICS_PORT": "0",
+        "PITBOSS_LEADERBOARD_PORT": "0",
         "PITBOSS_EPOCH_INTERVAL_SECONDS": "0.5",
         "PITBOSS_RECOVERY_DIR": str(tmp_path / "recovery"),
         "PITBOSS_RECOVERY_PARTITIONS": "4",

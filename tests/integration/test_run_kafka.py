@@ -64,6 +64,7 @@ def job_env(
         "PITBOSS_ACTIONS_TOPIC": f"actions-{suffix}",
         "PITBOSS_DEAD_LETTERS_TOPIC": f"dead-{suffix}",
         "PITBOSS_METRICS_PORT": str(free_port()),
+        "PITBOSS_LEADERBOARD_PORT": "0",
         "PITBOSS_EPOCH_INTERVAL_SECONDS": "1",
     }
     create_topic(kafka_broker.bootstrap, env["PITBOSS_EVENTS_TOPIC"], PARTITIONS)

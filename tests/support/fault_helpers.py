@@ -152,6 +152,7 @@ class Topics:
             "PITBOSS_DEAD_LETTERS_TOPIC": self.dead_letters,
             "PITBOSS_CONFIG_DIR": str(config_dir),
             "PITBOSS_METRICS_PORT": "0",
+            "PITBOSS_LEADERBOARD_PORT": "0",
             "PITBOSS_EPOCH_INTERVAL_SECONDS": "1",
         }
         env |= {f"PITBOSS_{name}": value for name, value in settings.items()}
