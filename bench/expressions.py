@@ -48,10 +48,10 @@ from typing import Any
 # pipeline package: put the repository root there instead.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
-from operators.expressions import EvalContext, compile_condition  # noqa: E402
-from operators.expressions_roots import rule_schema  # noqa: E402
-from operators.player_state import PlayerState  # noqa: E402
-from pipeline.events import (  # noqa: E402
+from operators.expressions import EvalContext, compile_condition
+from operators.expressions_roots import rule_schema
+from operators.player_state import PlayerState
+from pipeline.events import (
     Bet,
     Consents,
     Deposit,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gc
 import pickle
+import shutil
 import statistics
 import sys
 import tempfile
@@ -32,17 +33,20 @@ import orjson
 from bytewax.run import cli_main
 from confluent_kafka import Consumer, TopicPartition
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
 
 from operators.engine import PlayerShard, shard_of
+from operators.triggers import TriggerSettings
 from pipeline.cli import tune_gc
 from pipeline.decode import decode_batch
-from pipeline.flow import FlowOptions, build_flow
+from pipeline.flow import FlowOptions, Services, build_flow
 from pipeline.kafka import KafkaBatchSource
 from pipeline.metrics import Metrics
 from pipeline.outputs import JsonlSink
 from pipeline.produce import produce_records
 from pipeline.records import RawBatch
+from pipeline.rulebook import RuleBook
 from pipeline.simulator import SimulatorConfig, simulate
 from tests.support.tansu import TansuBroker, create_topic
 
@@ -74,9 +78,34 @@ def ceiling(brokers: str, topic: str, expected: int) -> float:
     return expected / elapsed
 
 
-def pipeline(brokers: str, topic: str, expected: int, workers: int = 1) -> float:
+def variants(tmp: Path) -> dict[str, Path | None]:
+    """The configurations compared: none (the first triggers), each part, everything."""
+    config = REPO / "config"
+    parts = {
+        "campaigns": ("campaigns", "templates"),
+        "gamification": ("gamification",),
+        "full starter pack": ("campaigns", "templates", "gamification", "guards.yaml"),
+    }
+    out: dict[str, Path | None] = {"no config (first triggers)": None}
+    for name, items in parts.items():
+        target = tmp / name.replace(" ", "_")
+        target.mkdir()
+        for item in items:
+            source = config / item
+            if source.is_dir():
+                shutil.copytree(source, target / item)
+            else:
+                shutil.copy(source, target / item)
+        out[name] = target
+    return out
+
+
+def pipeline(
+    brokers: str, topic: str, expected: int, config: Path | None = None, workers: int = 1
+) -> float:
     """Events/s of the real dataflow reading the topic to its end."""
     metrics = Metrics()
+    rulebook = RuleBook(config, TriggerSettings())
     marks: list[float] = []
 
     def mark(_: int) -> None:
@@ -87,9 +116,10 @@ def pipeline(brokers: str, topic: str, expected: int, workers: int = 1) -> float
             KafkaBatchSource(brokers, [topic], tail=False, batch_size=2000),
             JsonlSink(Path(tmp) / "actions.jsonl"),
             JsonlSink(Path(tmp) / "dead.jsonl"),
-            options=FlowOptions(),
+            options=FlowOptions(rulebook=rulebook),
             metrics=metrics,
             progress=mark,
+            services=Services.in_memory(rulebook.current.guards),
         )
         started = time.perf_counter()
         cli_main(flow, workers_per_process=workers, epoch_interval=timedelta(seconds=10))
@@ -194,6 +224,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--players", type=int, default=100_000)
+    parser.add_argument(
+        "--configs", action="store_true", help="also run campaigns, gamification, everything"
+    )
     args = parser.parse_args()
 
     with TansuBroker() as broker:
@@ -204,23 +237,30 @@ def main() -> None:
             broker.bootstrap, topic, simulate(SimulatorConfig(seed=1, events=args.events))
         )
         print(f"produced {args.events:,} events in {time.perf_counter() - started:.1f} s")
-        ceilings, pipelines = [], []
-        for round_no in range(args.rounds):
-            ceilings.append(ceiling(broker.bootstrap, topic, args.events))
-            pipelines.append(pipeline(broker.bootstrap, topic, args.events))
-            print(
-                f"round {round_no + 1}: ceiling {ceilings[-1]:,.0f}/s, "
-                f"pipeline {pipelines[-1]:,.0f}/s"
-            )
-    c, p = statistics.median(ceilings), statistics.median(pipelines)
-    ratios = [b / a for a, b in zip(ceilings, pipelines, strict=True)]
+        ceilings: list[float] = []
+        rates: dict[str, list[float]] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            configs = variants(Path(tmp)) if args.configs else {"no config (first triggers)": None}
+            for round_no in range(args.rounds):
+                ceilings.append(ceiling(broker.bootstrap, topic, args.events))
+                line = [f"round {round_no + 1}: ceiling {ceilings[-1]:,.0f}/s"]
+                for name, config in configs.items():
+                    rate = pipeline(broker.bootstrap, topic, args.events, config)
+                    rates.setdefault(name, []).append(rate)
+                    line.append(f"{name} {rate:,.0f}/s")
+                print(", ".join(line))
+    c = statistics.median(ceilings)
+    base = rates["no config (first triggers)"]
     count, traced, pickled = state_memory(args.players)
     print()
     print("| measure | median |")
     print("|---|---|")
     print(f"| raw ceiling (consume + orjson decode), events/s | {c:,.0f} |")
-    print(f"| pipeline, 1 worker, events/s | {p:,.0f} |")
-    print(f"| pipeline / ceiling | {statistics.median(ratios):.2f} |")
+    for name, values in rates.items():
+        print(f"| pipeline, 1 worker, {name}, events/s | {statistics.median(values):,.0f} |")
+        if values is not base:
+            slowdown = statistics.median(b / v for b, v in zip(base, values, strict=True))
+            print(f"| slowdown of {name} vs no config (same round) | {slowdown:.2f}x |")
     print(f"| players in state | {count:,} |")
     print(f"| state per player, traced bytes | {traced:,.0f} |")
     print(f"| snapshot per player, pickled bytes | {pickled:,.0f} |")
