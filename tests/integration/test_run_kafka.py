@@ -136,3 +136,13 @@ def test_pitboss_run_turns_the_kafka_firehose_into_the_same_actions_as_a_replay(
     assert len(letters) == poison and all(letter["raw_base64"] for letter in letters)
     assert 'pitboss_events_total{type="bet"}' in exposition
     assert "pitboss_dead_letters_total" in exposition
+
+
+def test_pitboss_simulate_feeds_kafka_keyed_by_player(kafka_broker: TansuBroker) -> None:
+    topic = f"sim-{uuid.uuid4().hex[:8]}"
+    args = ["simulate", "--events", "3000", "--kafka", kafka_broker.bootstrap, "--topic", topic]
+    assert main([*args, "--partitions", "3"]) == 0
+    records = consume_all(kafka_broker.bootstrap, topic, 3000, 20)
+    assert len(records) == 3000
+    for record in records:
+        assert orjson.loads(record.value or b"")["player_id"].encode() == record.key
