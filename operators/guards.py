@@ -193,10 +193,11 @@ def decide(
         decision = DEFERRED
     else:
         decision = SENT
-    return _action(intent, decision), release
+    return to_action(intent, decision), release
 
 
-def _action(intent: Intent, decision: str, **changes: Any) -> Action:
+def to_action(intent: Intent, decision: str, **changes: Any) -> Action:
+    """An intent as a decided action (the action id derives from its occurrence)."""
     return Action(
         action_id=derive_action_id(intent.campaign_id, intent.player_id, intent.occurrence),
         campaign_id=intent.campaign_id,

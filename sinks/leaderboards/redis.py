@@ -24,8 +24,6 @@ client with :func:`sinks.stores.redis.connect` so that happens fast.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,7 +33,6 @@ from redis.commands.core import Script
 from redis.exceptions import (
     ClusterDownError,
     ReadOnlyError,
-    RedisError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -52,7 +49,8 @@ from sinks.leaderboards.base import (
     require_reach,
     require_token,
 )
-from sinks.stores.base import DEFAULT_PREFIX, StoreError, StoreUnavailable, require_time
+from sinks.stores.base import DEFAULT_PREFIX, require_time
+from sinks.stores.redis import RedisStore
 
 DEFAULT_RETENTION_SECONDS = 90 * 86_400
 """How long a period's scores are kept after its last increment."""
@@ -81,8 +79,10 @@ def _score(value: float | bytes | str) -> int:
     return int(float(value))
 
 
-class RedisLeaderboardStore(LeaderboardStore):
+class RedisLeaderboardStore(RedisStore, LeaderboardStore):
     """Leaderboards in Redis sorted sets, shared by every worker and process."""
+
+    _store_name = "leaderboard store"
 
     def __init__(
         self,
@@ -90,20 +90,12 @@ class RedisLeaderboardStore(LeaderboardStore):
         prefix: str = DEFAULT_PREFIX,
         retention_seconds: float = DEFAULT_RETENTION_SECONDS,
     ) -> None:
-        if not isinstance(prefix, str):
-            raise ValueError(f"prefix must be a string, got {prefix!r}")
         if require_time(retention_seconds, "retention_seconds") <= 0:
             raise ValueError(f"retention_seconds must be > 0, got {retention_seconds!r}")
-        self._client = client
-        self._prefix = prefix
+        super().__init__(client, prefix, ())
         self._ttl_ms = max(1, round(retention_seconds * 1000))
         self._add: Script = client.register_script(lua_script("add"))
         self._settle: Script = client.register_script(lua_script("settle"))
-
-    @property
-    def prefix(self) -> str:
-        """The prefix of every key this store writes."""
-        return self._prefix
 
     # -- keys and errors ---------------------------------------------------------------
 
@@ -114,26 +106,6 @@ class RedisLeaderboardStore(LeaderboardStore):
 
     def _periods_key(self, board: str) -> str:
         return f"{self._prefix}lb:{{{require_key_part(board, 'board')}}}:periods"
-
-    def _where(self) -> str:
-        kwargs = self._client.connection_pool.connection_kwargs
-        address = kwargs.get("path") or f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
-        return f"Redis leaderboard store at {address} (prefix {self._prefix!r})"
-
-    @contextmanager
-    def _errors(self, operation: str) -> Iterator[None]:
-        try:
-            yield
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(
-                f"{self._where()}: {operation} failed, Redis unavailable: {exc}"
-            ) from exc
-        except RedisError as exc:
-            raise StoreError(f"{self._where()}: {operation} failed: {exc}") from exc
-
-    def _run(self, operation: str, call: Callable[[], Any]) -> Any:
-        with self._errors(operation):
-            return call()
 
     # -- writes ------------------------------------------------------------------------
 

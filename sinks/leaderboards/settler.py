@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from operators.actions import Action, Decision, derive_action_id, epoch_to_datetime
+from operators.actions import Action, Decision
 from operators.gamification.periods import Span
 from operators.gamification.program import Board
 from operators.gamification.tournaments import (
@@ -32,6 +32,7 @@ from operators.gamification.tournaments import (
     prize_intents,
     to_record,
 )
+from operators.guards import to_action as guard_action
 from operators.rules import Intent
 from sinks.leaderboards.base import LeaderboardStore
 
@@ -47,23 +48,7 @@ def to_action(intent: Intent, decision: str = Decision.SENT.value) -> Action:
     Settlement happens outside the player operator, so the state-based guards have not
     run: the delivery stage's shared suppression list applies.
     """
-    return Action(
-        action_id=derive_action_id(intent.campaign_id, intent.player_id, intent.occurrence),
-        campaign_id=intent.campaign_id,
-        player_id=intent.player_id,
-        kind=intent.kind,
-        channel=intent.channel,
-        payload=intent.payload,
-        event_id=intent.event_id,
-        decision=decision,
-        event_at=epoch_to_datetime(intent.event_at),
-        decided_at=epoch_to_datetime(intent.decided_at),
-        priority=intent.priority,
-        campaign_version=intent.version,
-        variant=intent.variant,
-        cost=intent.cost,
-        currency=intent.currency,
-    )
+    return guard_action(intent, decision)
 
 
 class TournamentSettler:

@@ -118,7 +118,7 @@ def _score(value: float) -> str:
     return repr(float(value))
 
 
-class _RedisStore:
+class RedisStore:
     """A client, a key prefix, registered scripts and the error translation."""
 
     _store_name = "store"
@@ -163,7 +163,7 @@ class _RedisStore:
             return script(keys=list(keys), args=list(args))
 
 
-class RedisDecisionLedger(_RedisStore, DecisionLedger):
+class RedisDecisionLedger(RedisStore, DecisionLedger):
     """First decision per action id, as a string key with a TTL (set atomically by Lua)."""
 
     _store_name = "decision ledger"
@@ -194,7 +194,7 @@ class RedisDecisionLedger(_RedisStore, DecisionLedger):
         return None if recorded is None else _text(recorded)
 
 
-class RedisSuppressionList(_RedisStore, SuppressionList):
+class RedisSuppressionList(RedisStore, SuppressionList):
     """Suppressions and opt-outs as one hash per player each."""
 
     _store_name = "suppression list"
@@ -257,7 +257,7 @@ class RedisSuppressionList(_RedisStore, SuppressionList):
         return records
 
 
-class RedisFrequencyCaps(_RedisStore, FrequencyCaps):
+class RedisFrequencyCaps(RedisStore, FrequencyCaps):
     """Sliding windows as one sorted set per (player, rule), acquired all-or-none in Lua.
 
     Each key expires ``window + lateness`` seconds of wall time after its last
@@ -275,7 +275,7 @@ class RedisFrequencyCaps(_RedisStore, FrequencyCaps):
         lateness_seconds: float = DEFAULT_LATENESS_SECONDS,
     ) -> None:
         FrequencyCaps.__init__(self, rules, lateness_seconds)
-        _RedisStore.__init__(self, client, prefix, ("acquire",))
+        RedisStore.__init__(self, client, prefix, ("acquire",))
 
     def _key(self, player_id: str, rule: CapRule) -> str:
         return f"{self._prefix}cap:{{{player_id}}}:{rule.key}"
@@ -325,7 +325,7 @@ class RedisFrequencyCaps(_RedisStore, FrequencyCaps):
         }
 
 
-class RedisBudgets(_RedisStore, Budgets):
+class RedisBudgets(RedisStore, Budgets):
     """Budgets as one hash each, spent all-or-none by Lua; spend tokens expire after a TTL."""
 
     _store_name = "budgets"
