@@ -78,6 +78,7 @@ class Action(BaseModel):
     cost: int = 0  # money spent from budgets, ten-thousandths of ``currency``
     currency: str = ""
     detail: str = ""  # why delivery failed, for ``failed``
+    defer_when_capped: int = 0  # seconds: a capped action waits and retries (campaign)
 
     def to_json(self) -> bytes:
         """Compact JSON with keys in declaration order: byte-stable across runs."""

@@ -214,5 +214,6 @@ def to_action(intent: Intent, decision: str, **changes: Any) -> Action:
         variant=intent.variant,
         cost=intent.cost,
         currency=intent.currency,
+        defer_when_capped=intent.defer_when_capped,
         **changes,
     )

@@ -43,6 +43,7 @@ class Intent:
     variant: str = ""  # A/B variant name, if the campaign has variants
     cost: int = 0  # money this reward spends from budgets, ten-thousandths
     currency: str = ""
+    defer_when_capped: int = 0  # seconds to wait and retry if a frequency cap is full
 
 
 class RuleSet(Protocol):

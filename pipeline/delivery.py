@@ -14,13 +14,14 @@ backs up behind it (the source stops reading), so nothing is lost.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, TypeVar
 
-from operators.actions import Action, ActionKind, Decision, suppressed
+from operators.actions import Action, ActionKind, Decision, epoch_to_datetime, suppressed
 from operators.guards import DEFERRED, SENT, GuardConfig, is_earned
 from operators.player_state import MONEY_SCALE
 from pipeline.decode import DecodedBatch
@@ -84,6 +85,10 @@ class GuardStage:
         """Final decisions for a batch of actions from the player operator."""
         return [until_available("guards", partial(self._one, action)) for action in actions]
 
+    def decide(self, action: Action) -> Action:
+        """The decision for one action (raises StoreUnavailable while Redis is away)."""
+        return self._one(action)
+
     def _one(self, action: Action) -> Action:
         if action.decision == DEFERRED:
             return action  # not final: it comes back when the quiet hours end
@@ -96,6 +101,9 @@ class GuardStage:
             # Caps and budgets take the action id as a token: deciding again after a
             # crash, before the claim below, does not charge them twice.
             decision = self._decide(action)
+            if decision == Decision.CAPPED.value and action.defer_when_capped:
+                # The campaign asked to wait: not final, so not claimed (see DeferredCaps).
+                return action.model_copy(update={"decision": DEFERRED})
             prior = ledger.claim(action.action_id, decision) or decision
         return action if prior == action.decision else action.model_copy(update={"decision": prior})
 
@@ -146,6 +154,51 @@ class GuardStage:
                 self._metrics.budget_remaining.labels(key, "count").set(count)
             exhausted = (money is not None and money <= 0) or (count is not None and count <= 0)
             self._metrics.campaign_paused.labels(key).set(1 if exhausted else 0)
+
+
+class DeferredCaps:
+    """Actions a frequency cap held back whose campaign asked them to wait.
+
+    Each waits ``defer_when_capped`` seconds of event time, then goes through the guards
+    again, up to ``MAX_CAP_RETRIES`` times, after which it is recorded as ``capped``. The
+    waiting actions are the state of the per-shard guard step (snapshotted with it), so
+    a restart does not lose them.
+    """
+
+    MAX_CAP_RETRIES = 3
+
+    def __init__(self, stage: GuardStage, waiting: list[tuple[int, int, Action]] | None) -> None:
+        self._stage = stage
+        self.waiting: list[tuple[int, int, Action]] = waiting or []  # (due, tries, action)
+
+    def decide(self, action: Action) -> list[Action]:
+        """The guards' decision; a deferred one is also kept to be tried again."""
+        decided = until_available("guards", partial(self._stage.decide, action))
+        if decided.decision == DEFERRED and action.defer_when_capped and action.decision == SENT:
+            self._wait(decided, 1)
+        return [decided]
+
+    def _wait(self, action: Action, tries: int) -> None:
+        due = int(action.decided_at.timestamp()) + action.defer_when_capped
+        heapq.heappush(self.waiting, (due, tries, action))
+
+    def release(self, watermark: int) -> list[Action]:
+        """Try again every action whose wait ended by ``watermark``."""
+        out: list[Action] = []
+        while self.waiting and self.waiting[0][0] <= watermark:
+            due, tries, action = heapq.heappop(self.waiting)
+            retry = action.model_copy(
+                update={"decision": SENT, "decided_at": epoch_to_datetime(due)}
+            )
+            decided = until_available("guards", partial(self._stage.decide, retry))
+            if decided.decision == DEFERRED:
+                if tries < self.MAX_CAP_RETRIES:
+                    self._wait(decided, tries + 1)
+                else:
+                    final = retry.model_copy(update={"defer_when_capped": 0})
+                    decided = until_available("guards", partial(self._stage.decide, final))
+            out.append(decided)
+        return out
 
 
 class DeliveryStage:
@@ -267,6 +320,7 @@ def apply_suppression_updates(
 
 
 __all__ = [
+    "DeferredCaps",
     "DeliveryStage",
     "GuardStage",
     "apply_suppression_updates",

@@ -31,6 +31,7 @@ from operators.triggers import TriggerSettings
 from pipeline.clock import NEVER, EventClock
 from pipeline.decode import DeadLetter, DecodedBatch, decode_batch
 from pipeline.delivery import (
+    DeferredCaps,
     DeliveryStage,
     GuardStage,
     cap_rules,
@@ -123,12 +124,12 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         )
         self._late_seen = self._shard.stats.late_events
         self._duplicates_seen = self._shard.stats.duplicate_events
-        self._ticks = _has_tournaments(rules.rule_sets)
         self._ticked = self._shard.watermark
 
     def _tick(self, out: list[Any]) -> list[Any]:
-        """Follow the actions with this shard's watermark when it moved (tournaments)."""
-        if self._ticks and self._shard.watermark != self._ticked:
+        """Follow the actions with this shard's watermark when it moved (tournaments and
+        deferred actions wait for it)."""
+        if self._shard.watermark != self._ticked:
             self._ticked = self._shard.watermark
             out.append(ClockTick(self._ticked))
         return out
@@ -152,7 +153,6 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             swap_rules(self._shard, rules.rule_sets)
             self._shard.guards = rules.guards
             self._version = rules.version
-            self._ticks = _has_tournaments(rules.rule_sets)
         source, high_mark, read_at, events = value
         actions = self._shard.process(events) if events else []
         if events:
@@ -195,10 +195,6 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         return self._shard, self._clock.snapshot()
 
 
-def _has_tournaments(rule_sets: Any) -> bool:
-    return any(getattr(getattr(r, "program", None), "tournaments", ()) for r in rule_sets)
-
-
 def _player_columns(rule_sets: Any) -> list[Callable[[Any], dict[str, Any]]]:
     """Extra players.parquet columns from the rule sets that keep per-player progress."""
     columns: list[Callable[[Any], dict[str, Any]]] = []
@@ -208,6 +204,24 @@ def _player_columns(rule_sets: Any) -> list[Callable[[Any], dict[str, Any]]]:
         elif isinstance(rule_set, GamificationRules):
             columns.append(gamification_rows)
     return columns
+
+
+class GuardLogic(StatefulLogic[Any, Action, list[tuple[int, int, Action]]]):
+    """The shared-store guards for one shard's actions; keeps the actions a frequency
+    cap deferred and tries them again when the shard's watermark reaches their time."""
+
+    def __init__(self, stage: GuardStage, metrics: Metrics, resume: Any) -> None:
+        self._caps = DeferredCaps(stage, resume)
+        self._metrics = metrics
+
+    def on_item(self, value: Any) -> tuple[list[Action], bool]:
+        if isinstance(value, ClockTick):
+            return self._caps.release(value.watermark), StatefulLogic.RETAIN
+        self._metrics.stage_items.labels("guards").inc()
+        return self._caps.decide(value), StatefulLogic.RETAIN
+
+    def snapshot(self) -> list[tuple[int, int, Action]]:
+        return list(self._caps.waiting)
 
 
 class LeaderboardLogic(StatefulLogic[tuple[str, Any], Action, dict[str, int]]):
@@ -338,30 +352,38 @@ def build_flow(
         keyed,
         lambda resume: ShardLogic(options, metrics, resume),
     )
-    # Scores and watermarks go, in the order each shard sent them, to the leaderboards.
-    to_boards = op.branch(
-        "split_boards",
-        results,
-        lambda kv: isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and is_score(kv[1])),
-    )
-    boards = op.stateful(
-        "leaderboards",
-        op.map("one_key", to_boards.trues, lambda kv: ("leaderboards", kv)),
-        lambda resume: LeaderboardLogic(services, rulebook, options.shards, resume),
-    )
-    values = op.merge(
-        "all_results",
-        op.map("unkey", to_boards.falses, lambda kv: kv[1]),
-        op.map("unkey_boards", boards, lambda kv: kv[1]),
-    )
-    branches = op.branch("split_results", values, lambda v: isinstance(v, Action))
-
-    def action_item(action: Any) -> tuple[Any, bytes]:
-        key: Any = "" if keyed_outputs else action.player_id.encode()
-        return key, action.to_json()
-
+    # Each shard's outputs fan out, in the order the shard sent them: scores and
+    # watermarks to the leaderboards, actions and watermarks to that shard's guards
+    # (which hold back actions a cap deferred until event time reaches them), and, at
+    # the end of a bounded run, player rows to players.parquet.
     guard_stage = GuardStage(services.stores, guards, metrics)
     delivery_stage = DeliveryStage(services.senders, services.stores, metrics)
+    boards = op.stateful(
+        "leaderboards",
+        op.map(
+            "one_key",
+            op.filter(
+                "to_boards",
+                results,
+                lambda kv: (
+                    isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and is_score(kv[1]))
+                ),
+            ),
+            lambda kv: ("leaderboards", kv),
+        ),
+        lambda resume: LeaderboardLogic(services, rulebook, options.shards, resume),
+    )
+    guarded = op.stateful(
+        "guards",
+        op.filter(
+            "to_guards",
+            results,
+            lambda kv: (
+                isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and not is_score(kv[1]))
+            ),
+        ),
+        lambda resume: GuardLogic(guard_stage, metrics, resume),
+    )
 
     def guard(actions: list[Any]) -> list[Action]:
         metrics.stage_items.labels("guards").inc(len(actions))
@@ -371,8 +393,16 @@ def build_flow(
         metrics.stage_items.labels("deliver").inc(len(actions))
         return delivery_stage.process(actions)
 
-    guarded = op.flat_map_batch("guards", branches.trues, guard)
-    delivered = op.flat_map_batch("deliver", guarded, deliver)
+    decided = op.merge(
+        "decided",
+        op.map("unkey_guarded", guarded, lambda kv: kv[1]),
+        op.flat_map_batch("guard_boards", op.map("unkey_boards", boards, lambda kv: kv[1]), guard),
+    )
+    delivered = op.flat_map_batch("deliver", decided, deliver)
+
+    def action_item(action: Any) -> tuple[Any, bytes]:
+        key: Any = "" if keyed_outputs else action.player_id.encode()
+        return key, action.to_json()
 
     def counted(actions: list[Any]) -> list[Any]:
         metrics.count_decided(actions)
@@ -381,7 +411,6 @@ def build_flow(
     logged = op.flat_map_batch("count_decisions", delivered, counted)
     op.output("actions_out", op.map("encode_actions", logged, action_item), actions_sink)
     if players_sink is not None:
-        op.output(
-            "players_out", op.map("players_rows", branches.falses, lambda r: ("", r)), players_sink
-        )
+        rows = op.filter("to_rows", results, lambda kv: isinstance(kv[1], list))
+        op.output("players_out", op.map("players_rows", rows, lambda kv: ("", kv[1])), players_sink)
     return flow

@@ -197,6 +197,7 @@ class Builder:
             segments=tuple(s for s in segments if s is not None),
             once=c.limits.once,
             once_per=c.limits.once_per,
+            defer_when_capped=c.limits.defer_when_capped or 0,
             variants=tuple(variants),
             offers=offers,
             journey=journey,

@@ -84,6 +84,7 @@ class CompiledCampaign:
     changed: Callable[[Any], Any] | None = None
     ranks: Mapping[str, int] | None = None
     schedule: Schedule | None = None
+    defer_when_capped: int = 0  # seconds; 0: a capped action is dropped
 
     def variant_of(self, player_id: str) -> int:
         """The player's variant, by a stable hash of campaign and player (0 if none)."""

@@ -179,10 +179,13 @@ class Window(Strict):
 
 
 class Limits(Strict):
-    """How often one player can enter the campaign: ``once`` ever or ``once_per`` period."""
+    """How often one player can enter the campaign: ``once`` ever or ``once_per`` period;
+    and whether an action held back by a frequency cap waits (``defer_when_capped``:
+    try again after this long, up to three times) instead of being dropped as capped."""
 
     once: bool = False
     once_per: Duration | None = None
+    defer_when_capped: Duration | None = None
 
     @model_validator(mode="after")
     def _one(self) -> Limits:

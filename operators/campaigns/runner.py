@@ -111,6 +111,7 @@ class Runner:
             variant,
             cost,
             (state.currency or "") if cost else "",
+            c.defer_when_capped,
         )
 
     def lifecycle(
