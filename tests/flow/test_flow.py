@@ -13,11 +13,15 @@ import pytest
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from operators.actions import Action
+from operators.guards import CapConfig, GuardConfig
+from operators.triggers import TriggerSettings
 from pipeline.cli import main
 from pipeline.flow import FlowOptions, build_flow
 from pipeline.metrics import Metrics
 from pipeline.records import RawBatch
+from pipeline.rulebook import RuleBook, Rules
 from pipeline.simulator import SimulatorConfig, simulate, write_jsonl
+from tests.support.campaign_config import rules_for
 from tests.support.scenario import Script, day, epoch
 
 
@@ -166,3 +170,44 @@ def test_a_shuffled_stream_with_duplicates_replays_to_the_event_time_result(
     assert decisions("messy") == decisions("clean")
     clean_players = pl.read_parquet(tmp_path / "clean" / "players.parquet")
     assert pl.read_parquet(tmp_path / "messy" / "players.parquet").equals(clean_players)
+
+
+def test_a_capped_message_whose_campaign_waits_is_sent_when_the_cap_has_room(
+    tmp_path: Path,
+) -> None:
+    campaigns = rules_for(
+        tmp_path,
+        """
+        campaigns:
+          - id: hello
+            trigger: {on: event, events: [registration]}
+            limits: {once: true}
+            message: {template: note, channels: [sms]}
+          - id: come_again
+            trigger: {on: event, events: [login]}
+            limits: {once: true, defer_when_capped: 12h}
+            message: {template: note, channels: [sms]}
+        """,
+    )
+    guards = GuardConfig(caps=[CapConfig(key="sms", limit=1, window_hours=24, channels=["sms"])])
+    rulebook = RuleBook(None, TriggerSettings(), lambda *_: Rules("test", [campaigns], guards))
+    s = Script().register("p1").after(hours=1).login("p1").after(hours=40).login("p9")
+    out: list[tuple[str, bytes]] = []
+    flow = build_flow(
+        TestingSource(s.batches(1)),
+        TestingSink(out),
+        TestingSink([]),
+        options=FlowOptions(shards=2, lateness_seconds=0, rulebook=rulebook),
+        metrics=Metrics(),
+    )
+    run_main(flow)
+    sms = [Action.model_validate_json(v) for _, v in out]
+    got = [(a.campaign_id, a.decision, a.decided_at.hour) for a in sms if a.player_id == "p1"]
+    # hello at 09:00 takes the day's SMS; come_again (10:00) waits 12 h, is still capped
+    # at 22:00, and goes out at 10:00 the next day, when the 24-hour window has room.
+    assert got == [
+        ("hello", "sent", 9),
+        ("come_again", "deferred", 10),
+        ("come_again", "deferred", 22),
+        ("come_again", "sent", 10),
+    ]
