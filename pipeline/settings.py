@@ -6,6 +6,8 @@ the job at start with a message naming it.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -110,6 +112,17 @@ class Settings(BaseSettings):
         return config
 
 
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """``PITBOSS_*`` variables that name no setting (pydantic-settings ignores them)."""
+    fields = set(Settings.model_fields)
+    return sorted(
+        name
+        for name in environ
+        if name.startswith("PITBOSS_")
+        and name[len("PITBOSS_") :].lower().split("__")[0] not in fields
+    )
+
+
 def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     """Settings from ``path`` (YAML mapping, optional), the environment and overrides."""
     values: dict[str, Any] = {}
@@ -122,6 +135,12 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             raise SettingsError(f"{path}: expected a mapping of setting names to values")
         values.update(loaded or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = unknown_environment(os.environ)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) in the environment: {', '.join(unknown)}; "
+            "PITBOSS_* variables must name a setting (pitboss --help; pipeline/settings.py)"
+        )
     try:
         return Settings(**values)
     except ValidationError as exc:

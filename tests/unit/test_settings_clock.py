@@ -54,3 +54,11 @@ def test_live_idle_sources_are_carried_forward_by_wall_time() -> None:
     assert clock.watermark() == 1000 + 30 - 5
     restored = EventClock(5, lambda: wall[0], clock.snapshot())
     assert restored.watermark() == 995
+
+
+def test_a_misspelt_environment_variable_stops_the_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PITBOSS_SHARD", "8")
+    with pytest.raises(SettingsError, match="PITBOSS_SHARD"):
+        load_settings()
