@@ -21,7 +21,7 @@ from bytewax.inputs import Source
 from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 
-from operators.actions import Action
+from operators.actions import Action, ActionKind
 from operators.campaigns import CampaignRules, campaign_rows, swap_rules
 from operators.engine import PlayerShard, shard_of
 from operators.gamification import GamificationRules, gamification_rows
@@ -193,6 +193,11 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
 
     def snapshot(self) -> ShardSnapshot:
         return self._shard, self._clock.snapshot()
+
+
+def _deliverable(action: Action) -> bool:
+    """Whether an action goes to a player (a message or reward), not only to the log."""
+    return action.kind is not ActionKind.GAMIFICATION and not is_score(action)
 
 
 def _player_columns(rule_sets: Any) -> list[Callable[[Any], dict[str, Any]]]:
@@ -379,23 +384,31 @@ def build_flow(
             "to_guards",
             results,
             lambda kv: (
-                isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and not is_score(kv[1]))
+                isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and _deliverable(kv[1]))
             ),
         ),
         lambda resume: GuardLogic(guard_stage, metrics, resume),
+    )
+    # Gamification records (points awarded, mission progress...) are logged, not
+    # delivered: nothing to dedup, cap or budget, so they skip the guards.
+    records = op.filter(
+        "records",
+        results,
+        lambda kv: isinstance(kv[1], Action) and not _deliverable(kv[1]) and not is_score(kv[1]),
     )
 
     def guard(actions: list[Any]) -> list[Action]:
         metrics.stage_items.labels("guards").inc(len(actions))
         return guard_stage.process(actions)
 
-    def deliver(actions: list[Action]) -> list[Action]:
+    def deliver(actions: list[Any]) -> list[Action]:
         metrics.stage_items.labels("deliver").inc(len(actions))
         return delivery_stage.process(actions)
 
     decided = op.merge(
         "decided",
         op.map("unkey_guarded", guarded, lambda kv: kv[1]),
+        op.map("unkey_records", records, lambda kv: kv[1]),
         op.flat_map_batch("guard_boards", op.map("unkey_boards", boards, lambda kv: kv[1]), guard),
     )
     delivered = op.flat_map_batch("deliver", decided, deliver)
