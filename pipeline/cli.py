@@ -104,7 +104,7 @@ def _bounded_flow(
 ) -> Dataflow:
     out.mkdir(parents=True, exist_ok=True)
     for name in ("actions.jsonl", "dead_letters.jsonl"):
-        (out / name).unlink(missing_ok=True)
+        (out / name).write_bytes(b"")  # present even when nothing is written to it
     return build_flow(
         source,
         JsonlSink(out / "actions.jsonl"),

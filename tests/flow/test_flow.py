@@ -129,6 +129,7 @@ def test_players_parquet_holds_the_final_state_of_each_player(tmp_path: Path) ->
     events = tmp_path / "e.jsonl"
     events.write_bytes(b"\n".join(s.lines()) + b"\n")
     assert main(["replay", str(events), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "dead_letters.jsonl").read_bytes() == b""  # none, but there
     row = pl.read_parquet(tmp_path / "out" / "players.parquet").row(0, named=True)
     assert row["player_id"] == "p1" and row["country"] == "SE"
     assert row["deposit_count"] == 1 and row["deposit_total"] == Decimal("100.25")
