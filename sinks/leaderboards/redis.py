@@ -24,19 +24,10 @@ client with :func:`sinks.stores.redis.connect` so that happens fast.
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import (
-    ClusterDownError,
-    ReadOnlyError,
-    TryAgainError,
-)
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sinks.leaderboards.base import (
     LeaderboardStore,
@@ -50,25 +41,10 @@ from sinks.leaderboards.base import (
     require_token,
 )
 from sinks.stores.base import DEFAULT_PREFIX, require_time
-from sinks.stores.redis import RedisStore
+from sinks.stores.redis import RedisStore, lua_script
 
 DEFAULT_RETENTION_SECONDS = 90 * 86_400
 """How long a period's scores are kept after its last increment."""
-
-_UNAVAILABLE = (
-    RedisConnectionError,
-    RedisTimeoutError,
-    ReadOnlyError,
-    TryAgainError,
-    ClusterDownError,
-)
-
-
-@cache
-def lua_script(name: str) -> str:
-    """The text of ``lua/<name>.lua``, shipped as package data."""
-    package = resources.files("sinks.leaderboards")
-    return (package / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _text(value: bytes | str) -> str:
@@ -94,8 +70,8 @@ class RedisLeaderboardStore(RedisStore, LeaderboardStore):
             raise ValueError(f"retention_seconds must be > 0, got {retention_seconds!r}")
         super().__init__(client, prefix, ())
         self._ttl_ms = max(1, round(retention_seconds * 1000))
-        self._add: Script = client.register_script(lua_script("add"))
-        self._settle: Script = client.register_script(lua_script("settle"))
+        self._add: Script = client.register_script(lua_script("add", "sinks.leaderboards"))
+        self._settle: Script = client.register_script(lua_script("settle", "sinks.leaderboards"))
 
     # -- keys and errors ---------------------------------------------------------------
 

@@ -75,7 +75,7 @@ from sinks.stores.base import (
     require_time,
 )
 
-_UNAVAILABLE = (
+UNAVAILABLE = (
     RedisConnectionError,
     RedisTimeoutError,
     ReadOnlyError,
@@ -86,9 +86,9 @@ _UNAVAILABLE = (
 
 
 @cache
-def lua_script(name: str) -> str:
-    """The text of ``lua/<name>.lua``, shipped as package data."""
-    return (resources.files("sinks.stores") / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+def lua_script(name: str, package: str = "sinks.stores") -> str:
+    """The text of ``lua/<name>.lua`` shipped as package data of ``package``."""
+    return (resources.files(package) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
 
 
 def connect(
@@ -146,7 +146,7 @@ class RedisStore:
     def _errors(self, operation: str) -> Iterator[None]:
         try:
             yield
-        except _UNAVAILABLE as exc:
+        except UNAVAILABLE as exc:
             raise StoreUnavailable(
                 f"{self._where()}: {operation} failed, Redis unavailable: {exc}"
             ) from exc
