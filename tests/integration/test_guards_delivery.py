@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -60,11 +59,8 @@ def client() -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    p = f"pitboss-test-{uuid.uuid4().hex[:12]}:"
-    yield p
-    for key in client.scan_iter(match=f"{p}*"):
-        client.delete(key)
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 @pytest.fixture

@@ -10,10 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import os
 import time
-import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -52,21 +49,6 @@ FAST = DeliveryPolicy(
     backoff_initial_seconds=0.01,
     backoff_max_seconds=0.05,
 )
-
-
-@pytest.fixture
-def redis_client() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
-    prefix = f"pitboss-test-{uuid.uuid4().hex[:12]}:"
-    yield prefix
-    for key in redis_client.scan_iter(match=f"{prefix}*"):
-        redis_client.delete(key)
 
 
 def action(n: int = 1, channel: str = "sms", **payload: Any) -> Action:

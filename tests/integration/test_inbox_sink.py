@@ -6,9 +6,6 @@ Each test uses its own key prefix and deletes only its own keys afterwards.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,18 +30,13 @@ T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-def client() -> Iterator[redis.Redis]:
-    connection = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    yield connection
-    connection.close()
+def client(redis_client: redis.Redis) -> redis.Redis:
+    return redis_client
 
 
 @pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    unique = f"pitboss-test-{uuid.uuid4().hex[:12]}:"
-    yield unique
-    for key in client.scan_iter(match=f"{unique}*"):
-        client.delete(key)
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 def message(n: int, player_id: str = "p-1", **payload: Any) -> Action:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -16,13 +14,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def prefix() -> Iterator[str]:
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    value = f"pitboss-test-{uuid.uuid4().hex[:12]}:"
-    yield value
-    for key in client.scan_iter(match=f"{value}*"):
-        client.delete(key)
-    client.close()
+def prefix(redis_prefix: str) -> str:
+    return redis_prefix
 
 
 def test_the_leaderboard_command_prints_the_top_players_and_one_players_rank(
