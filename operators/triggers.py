@@ -16,7 +16,6 @@ from operators.player_state import (
     LAST_ACTIVITY,
     LOSS_STREAK,
     NEXT_DUE,
-    NONE,
     PlayerState,
 )
 from operators.rules import Intent, Schedule
@@ -173,4 +172,4 @@ class FirstTriggers:
         return pending
 
 
-__all__ = ["NONE", "FirstTriggers", "Intent", "TriggerSettings"]
+__all__ = ["FirstTriggers", "Intent", "TriggerSettings"]

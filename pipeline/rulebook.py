@@ -15,6 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from operators.campaigns import ConfigError as CampaignConfigError
+from operators.campaigns import load_campaign_rules
+from operators.gamification import load_gamification
+from operators.gamification.errors import GamificationConfigError
 from operators.guards import GuardConfig, load_guard_config
 from operators.rules import RuleSet
 from operators.triggers import FirstTriggers, TriggerSettings
@@ -71,21 +75,15 @@ def load_rules(config_dir: Path | None, triggers: TriggerSettings) -> Rules:
 def _optional_rule_sets(config_dir: Path, problems: list[str]) -> list[RuleSet]:
     """The campaign engine and gamification, for the parts of ``config/`` that exist."""
     found: list[RuleSet] = []
-    for module, loader, folder in (
-        ("operators.campaigns", "load_campaign_rules", "campaigns"),
-        ("operators.gamification", "load_gamification", "gamification"),
-    ):
-        if not (config_dir / folder).is_dir():
-            continue
+    if (config_dir / "campaigns").is_dir():
+        try:  # campaigns read config/campaigns and config/templates
+            found.append(load_campaign_rules(config_dir))
+        except CampaignConfigError as exc:
+            problems.append(str(exc))
+    if (config_dir / "gamification").is_dir():
         try:
-            imported = __import__(module, fromlist=[loader])
-        except ImportError:
-            continue
-        try:
-            # Campaigns read config/campaigns and config/templates; gamification its folder.
-            where = config_dir if folder == "campaigns" else config_dir / folder
-            found.append(getattr(imported, loader)(where))
-        except Exception as exc:  # each loader raises its own ConfigError
+            found.append(load_gamification(config_dir / "gamification"))
+        except GamificationConfigError as exc:
             problems.append(str(exc))
     return found
 
