@@ -322,13 +322,18 @@ def records_read(port: int) -> int:
 class Job:
     """One `pitboss run` process; its output goes to a file, read with :meth:`log`.
 
-    Leaving the ``with`` block stops it (SIGINT, then SIGKILL) and reaps it.
+    Leaving the ``with`` block stops it (SIGINT, then SIGKILL) and reaps it. With
+    ``own_process_group`` it runs in a session of its own, so :meth:`kill` takes down
+    everything it started and nothing of the test's.
     """
 
-    def __init__(self, env: Mapping[str, str], *args: str, log_dir: Path) -> None:
+    def __init__(
+        self, env: Mapping[str, str], *args: str, log_dir: Path, own_process_group: bool = False
+    ) -> None:
         """Describe the process (``args`` after ``run``); :meth:`start` starts it."""
         self._env = dict(env)
         self._args = args
+        self._own_group = own_process_group
         fd, name = tempfile.mkstemp(prefix="pitboss-run-", suffix=".log", dir=log_dir)
         os.close(fd)
         self.log_path = Path(name)
@@ -356,6 +361,7 @@ class Job:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=self._own_group,
             )
         self.started_at = time.monotonic()
 
@@ -385,6 +391,20 @@ class Job:
         """
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(signal.SIGINT)
+
+    def kill(self) -> None:
+        """Crash it: SIGKILL (to its whole process group, if it has its own), then reap it.
+
+        Nothing is flushed, committed or snapshotted on the way down.
+        """
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        if self._own_group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.wait(timeout=10)
 
     def stop(self) -> int | None:
         """Stop the process (SIGINT, then SIGKILL) and return its exit status."""
