@@ -18,6 +18,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -202,21 +203,58 @@ class DeferredCaps:
 
 
 class DeliveryStage:
-    """Send each ``sent`` action through its channel's resilient sender."""
+    """Send each ``sent`` action through its channel's resilient sender.
+
+    A provider call takes milliseconds to seconds, so the sends of one batch go out in
+    parallel, up to ``concurrency`` at a time, one lane per player: a player's messages
+    and rewards keep the order they were decided in, and the batch comes out in its
+    input order once every send has an outcome. Senders are thread-safe (the SMTP sink
+    holds one conversation at a time).
+    """
 
     def __init__(
         self,
         senders: Mapping[str, ResilientSender],
         stores: Stores,
         metrics: Metrics,
+        *,
+        concurrency: int = 16,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"delivery concurrency must be at least 1, not {concurrency}")
         self._senders = senders
         self._stores = stores
         self._metrics = metrics
+        self._pool = (
+            ThreadPoolExecutor(concurrency, thread_name_prefix="pitboss-deliver")
+            if concurrency > 1 and senders
+            else None
+        )
 
     def process(self, actions: Iterable[Action]) -> list[Action]:
         """Deliver what is to be sent; every action comes out with its outcome."""
-        return [self._one(action) for action in actions]
+        batch = list(actions)
+        lanes: dict[str, list[int]] = {}
+        senders = self._senders
+        for index, action in enumerate(batch):
+            if action.decision == SENT and action.channel in senders:
+                lanes.setdefault(action.player_id, []).append(index)
+        if self._pool is None or len(lanes) < 2:
+            return [self._one(action) for action in batch]
+
+        def lane(indexes: list[int]) -> list[tuple[int, Action]]:
+            return [(i, self._one(batch[i])) for i in indexes]
+
+        out = list(batch)
+        for future in [self._pool.submit(lane, indexes) for indexes in lanes.values()]:
+            for index, outcome in future.result():
+                out[index] = outcome
+        return out
+
+    def close(self) -> None:
+        """Stop the sending threads (they hold nothing between batches)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def _suppressed(self, action: Action) -> str | None:
         """The authoritative list, now: self-exclusion and other suppressions, opt-outs."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,3 +221,24 @@ def test_the_dataflow_delivers_rewards_once_across_a_replay(
     assert {a.action_id for a in second} == {a.action_id for a in first}
     assert len(providers.on("/wallet")) == 2  # the replay paid nothing again
     assert orjson.loads(first[0].to_json())["action_id"]
+
+
+def test_sends_of_a_batch_go_out_in_parallel_and_in_order_for_each_player(
+    stores: Stores, client: redis.Redis, prefix: str, providers: Providers
+) -> None:
+    providers.delays["/wallet"] = 0.2  # a provider that takes 200 ms a call
+    senders = {"wallet": wallet_sender(providers.url("/wallet"), client, prefix)}
+    # Eight players, two rewards each: sixteen calls, 3.2 s one after another.
+    batch = [reward(10 * p + n, f"p{p}") for n in (1, 2) for p in range(8)]
+    stage = DeliveryStage(senders, stores, Metrics(), concurrency=8)
+    started = time.monotonic()
+    out = stage.process(batch)
+    took = time.monotonic() - started
+    stage.close()
+    assert [a.action_id for a in out] == [a.action_id for a in batch]  # input order kept
+    assert all(a.decision == "sent" and a.delivered_at is not None for a in out)
+    assert took < 1.5, f"16 calls of 200 ms took {took:.2f} s: not in parallel"
+    arrived = [r.headers["idempotency-key"] for r in providers.on("/wallet")]
+    for p in range(8):  # each player's rewards reached the wallet in decision order
+        mine = [a for a in arrived if a in (f"a-{10 * p + 1}", f"a-{10 * p + 2}")]
+        assert mine == [f"a-{10 * p + 1}", f"a-{10 * p + 2}"]

@@ -34,6 +34,7 @@ class Providers:
         self.received: list[Received] = []
         self.scripts: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.rejected_players: set[str] = set()
+        self.delays: dict[str, float] = {}  # path -> seconds before answering
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -61,6 +62,8 @@ class Providers:
             scripted = script.pop(0) if script else None
         if request.path == "/slow":
             self.release.wait(SLOW_SECONDS)
+        elif request.path in self.delays:
+            self.release.wait(self.delays[request.path])
         if scripted is not None:
             return scripted[0], scripted[1], b""
         if request.path == "/wallet" and request.json()["player_id"] in self.rejected_players:
