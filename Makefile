@@ -37,7 +37,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/suite.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) out .mypy_cache .ruff_cache .pytest_cache
