@@ -10,18 +10,38 @@ in their own bucket) and counted. A deadline fires when the watermark passes it 
 the player's own next event is later than the deadline, just before that event is
 folded. Either way it fires *at* the deadline, against the state as it was then, so the
 outcome does not depend on batching, sharding or the number of workers.
+
+Eviction (``operators.eviction``): with a cold store attached and ``evict_after`` set,
+players without any event for that long are written to the store and leave ``players``;
+the shard keeps ``evicted`` (player id -> version). Their deadlines stay in the timer
+wheel: when one comes due, or when an event of theirs arrives, the state is read back
+before anything else happens, so outcomes are those of a shard that never evicted. If it
+cannot be read back, the call raises and nothing of it is applied: the glue lets the job
+stop and resume from its last snapshot rather than treat a returning player as new.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from operators.actions import Action, ActionKind
+from operators.eviction import (
+    DEFAULT_SWEEP_SECONDS,
+    ColdPlayer,
+    ColdStore,
+    ColdStoreError,
+    EvictedStateError,
+    Eviction,
+    EvictionObserver,
+    pack,
+    unpack,
+)
 from operators.guards import GuardConfig, decide
-from operators.player_state import NEXT_DUE, PlayerState
+from operators.player_state import LAST_SEEN, NEXT_DUE, PlayerState
 from operators.rules import Intent, RuleSet
 from operators.timers import TimerWheel
 from operators.triggers import FirstTriggers
@@ -31,6 +51,9 @@ NEVER = -(2**62)
 DEDUP_IDS = 256  # recent event ids kept per active player
 DEFERRED_KEY = "deferred"  # in PlayerState.extra: [(release time, intent), ...]
 _NOTHING_DUE = 2**63 - 1
+_RESTORE_FAILED = (ColdStoreError, EvictedStateError)
+
+log = logging.getLogger(__name__)
 
 
 def shard_of(player_id: str, shards: int) -> int:
@@ -58,6 +81,8 @@ class PlayerShard:
 
     ``rules`` are not part of a snapshot's meaning: the glue passes the current rule sets
     when it restores a shard (``with_rules``), so a restart picks up new configuration.
+    Nor is the cold store: the glue re-attaches it (``with_eviction``); the index of
+    evicted players and the version counter are part of the snapshot.
     """
 
     rules: Sequence[RuleSet] = field(default_factory=_default_rules)
@@ -75,6 +100,21 @@ class PlayerShard:
     ordered: bool = False
     buffer: list[tuple[int, int, Event]] = field(default_factory=list)
     _sequence: int = 0
+    # Eviction of lapsed players: off unless a cold store is attached and evict_after set.
+    cold_store: ColdStore | None = None
+    evict_after: int | None = None  # event time without events before a player leaves
+    sweep_every: int = DEFAULT_SWEEP_SECONDS  # event time between two looks for them
+    observer: EvictionObserver | None = None
+    evicted: dict[str, int] = field(default_factory=dict)  # player id -> version
+    evictions: int = 0  # states written so far; the next one's version
+    restores: int = 0
+    _swept_at: int = NEVER
+    # Resident players by when they could first be lapsed (last event + evict_after), so
+    # a sweep looks at candidates only; rebuilt from ``players`` when missing.
+    _idle: TimerWheel | None = None
+    _generation: int = 0  # hot reloads of the rules so far
+    _reloaded_at: int = NEVER  # the watermark at the latest one
+    _attached: bool = True  # False from unpickling until the glue passes the rules
 
     def process(self, events: Iterable[tuple[int, Event]]) -> list[Action]:
         """Fold ``(ts, event)`` pairs; return the actions they trigger.
@@ -90,15 +130,21 @@ class PlayerShard:
             return self._fold(events)
         buffer = self.buffer
         late: list[tuple[int, Event]] = []
+        waiting: list[tuple[int, Event]] = []
         for pair in events:
-            if pair[0] < self.watermark:
-                late.append(pair)
-            else:
-                self._sequence += 1
-                heapq.heappush(buffer, (pair[0], self._sequence, pair[1]))
+            (late if pair[0] < self.watermark else waiting).append(pair)
+        if late:
+            self._restore_for(late)  # before anything changes
+        for ts, event in waiting:
+            self._sequence += 1
+            heapq.heappush(buffer, (ts, self._sequence, event))
         return self._fold(late) if late else []
 
     def _fold(self, events: Iterable[tuple[int, Event]]) -> list[Action]:
+        if not isinstance(events, list):
+            events = list(events)
+        if self.evicted:
+            self._restore_for(events)  # raises before anything changes
         actions: list[Action] = []
         out: list[Intent] = []
         rules = self.rules
@@ -124,6 +170,8 @@ class PlayerShard:
             state = players.get(pid)
             if state is None:
                 state = players[pid] = PlayerState(pid, ts)
+                if self._idle is not None and self.evict_after is not None:
+                    self._idle.schedule(ts + self.evict_after, pid)
             if ts >= state.n[NEXT_DUE]:
                 # Decided now, against the state as it was at the deadline.
                 self._fire_due(state, ts, out)
@@ -224,7 +272,15 @@ class PlayerShard:
             self.schedule(state, pending)
 
     def advance(self, watermark: int) -> list[Action]:
-        """Move the watermark forward (never back) and fire the deadlines now due."""
+        """Move the watermark forward (never back) and fire the deadlines now due; then,
+        once per ``sweep_every``, evict the players lapsed for ``evict_after``.
+
+        If an evicted player cannot be brought back, this raises (``ColdStoreError``,
+        ``EvictedStateError``) with the watermark unmoved and the events and deadlines it
+        took out put back. In ordered mode, actions of buffered events folded before the
+        failing deadline are lost with the exception: the glue does not carry on with
+        the shard but lets the job resume from its snapshot.
+        """
         if watermark <= self.watermark:
             return []
         actions: list[Action] = []
@@ -234,14 +290,30 @@ class PlayerShard:
             while buffer and buffer[0][0] <= watermark:
                 ts, _, event = heapq.heappop(buffer)
                 ready.append((ts, event))
-            actions = self._fold(ready)
+            try:
+                actions = self._fold(ready)
+            except _RESTORE_FAILED:
+                for ts, event in ready:  # back in the buffer, in the same order
+                    self._sequence += 1
+                    heapq.heappush(buffer, (ts, self._sequence, event))
+                raise
+        timers = self.timers
+        woken = timers.due(watermark)
+        if woken and self.evicted:
+            try:
+                self._restore([pid for pid in woken if pid in self.evicted])
+            except _RESTORE_FAILED:
+                # Entries are lower bounds: re-arm them at the watermark not yet left, so
+                # the next advance, to any later time, takes them out again.
+                for pid in woken:
+                    timers.schedule(self.watermark, pid)
+                raise
         self.watermark = watermark
         self._prune_recent(watermark)
         players = self.players
         out: list[Intent] = []
-        timers = self.timers
         seen: set[str] = set()
-        for pid in timers.due(watermark):
+        for pid in woken:
             if pid in seen:  # a player can have stale entries; one visit is enough
                 continue
             seen.add(pid)
@@ -257,15 +329,195 @@ class PlayerShard:
             if out:
                 self._signal(state, out)
                 self._decide_all(out, state, actions)
+        self._sweep(watermark)
         return actions
 
     def with_rules(
         self, rules: Sequence[RuleSet], guards: GuardConfig | None = None
     ) -> PlayerShard:
-        """This shard running ``rules`` from now on (after a restore or a reload)."""
+        """This shard running ``rules`` from now on (after a restore or a reload).
+
+        After a hot reload (any call but the first after unpickling), evicted players
+        are re-armed when they come back, as ``swap_rules`` re-arms resident ones now.
+        """
+        if self._attached and self.watermark != NEVER:
+            self._generation += 1
+            self._reloaded_at = self.watermark
+        self._attached = True
         self.rules = rules
         self.guards = guards
         return self
+
+    def with_eviction(
+        self, eviction: Eviction | None, observer: EvictionObserver | None = None
+    ) -> PlayerShard:
+        """This shard evicting (and restoring) through ``eviction`` from now on.
+
+        None turns eviction off; that is refused while the shard holds evicted players,
+        who could then never come back.
+        """
+        if eviction is None:
+            if self.evicted:
+                raise EvictedStateError(
+                    f"this shard holds {len(self.evicted):,} evicted players but no cold "
+                    "store is configured to restore them from: configure the store they "
+                    "were evicted to (PITBOSS_REDIS_URL, same PITBOSS_REDIS_PREFIX)"
+                )
+            self.cold_store = None
+            self.evict_after = None
+        else:
+            self.cold_store = eviction.store
+            self.evict_after = eviction.after_seconds
+            self.sweep_every = eviction.sweep_seconds
+        self._idle = None  # filed again, under this evict_after, at the next sweep
+        self.observer = observer
+        if observer is not None:
+            observer.cold_players(len(self.evicted))
+        return self
+
+    def every_player(self, chunk: int = 1000) -> Iterator[PlayerState]:
+        """Every player of the shard: the resident ones, then the evicted ones read from
+        the cold store (read only: they stay evicted)."""
+        yield from self.players.values()
+        if not self.evicted:
+            return
+        store = self._store_for_restore()
+        keys = list(self.evicted.items())
+        for first in range(0, len(keys), chunk):
+            part = keys[first : first + chunk]
+            for (pid, version), blob in zip(part, store.get_many(part), strict=True):
+                yield self._unpack(pid, version, blob).state
+
+    # -- eviction ----------------------------------------------------------------------
+
+    def _sweep(self, watermark: int) -> None:
+        """Evict the players without events for ``evict_after`` (one look per
+        ``sweep_every``), unless a deadline of theirs comes before the next look."""
+        store = self.cold_store
+        after = self.evict_after
+        if store is None or after is None or watermark - self._swept_at < self.sweep_every:
+            return
+        self._swept_at = watermark
+        idle = self._idle
+        if idle is None:
+            idle = self._idle = TimerWheel(self.sweep_every)
+            for resident in self.players.values():
+                idle.schedule(resident.n[LAST_SEEN] + after, resident.player_id)
+        horizon = watermark - after
+        soon = watermark + self.sweep_every
+        players = self.players
+        lapsed: list[PlayerState] = []
+        for pid in dict.fromkeys(idle.due(watermark)):
+            state = players.get(pid)
+            if state is None:  # evicted since
+                continue
+            last = state.n[LAST_SEEN]
+            if last >= horizon:  # active since it was filed: file it again
+                idle.schedule(last + after, pid)
+            elif state.n[NEXT_DUE] <= soon:  # a deadline first: look again next time
+                idle.schedule(soon, pid)
+            else:
+                lapsed.append(state)
+        if not lapsed:
+            return
+        recent = self.recent_ids
+        generation = self._generation
+        version = self.evictions
+        blobs: list[tuple[str, int, bytes]] = []
+        for state in lapsed:
+            pid = state.player_id
+            blobs.append((pid, version, pack(ColdPlayer(state, recent.get(pid), generation))))
+            version += 1
+        try:
+            store.put_many(blobs)
+        except ColdStoreError as exc:
+            # Nothing is lost: they stay resident and the next look tries again, reusing
+            # these versions (no snapshot can refer to them: the counter did not move).
+            log.warning("eviction of %d lapsed players postponed: %s", len(blobs), exc)
+            for state in lapsed:
+                idle.schedule(soon, state.player_id)
+            return
+        self.evictions = version
+        evicted = self.evicted
+        for pid, written, _ in blobs:
+            del players[pid]
+            recent.pop(pid, None)
+            evicted[pid] = written
+        if self.observer is not None:
+            self.observer.evicted(len(blobs))
+            self.observer.cold_players(len(evicted))
+
+    def _restore_for(self, events: Sequence[tuple[int, Event]]) -> None:
+        """Bring back the evicted players among ``events``' players."""
+        evicted = self.evicted
+        cold = [event.player_id for _, event in events if event.player_id in evicted]
+        if cold:
+            self._restore(cold)
+
+    def _store_for_restore(self) -> ColdStore:
+        if self.cold_store is None:
+            raise EvictedStateError(
+                "an evicted player is needed but no cold store is attached (with_eviction)"
+            )
+        return self.cold_store
+
+    def _unpack(self, pid: str, version: int, blob: bytes | None) -> ColdPlayer:
+        if blob is None:
+            raise EvictedStateError(
+                f"evicted state of player {pid!r} (version {version}) is not in the cold "
+                "store: it was removed, or kept for less than the retention after a "
+                "restore; refusing to treat the player as new"
+            )
+        return unpack(blob, f"player {pid!r} (version {version})")
+
+    def _restore(self, player_ids: Sequence[str]) -> None:
+        """Read the states of evicted ``player_ids`` back into ``players``: all of them,
+        or (raising) none."""
+        if not player_ids:
+            return
+        evicted = self.evicted
+        keys = [(pid, evicted[pid]) for pid in dict.fromkeys(player_ids)]
+        store = self._store_for_restore()
+        blobs = store.get_many(keys)
+        back = [
+            self._unpack(pid, version, blob)
+            for (pid, version), blob in zip(keys, blobs, strict=True)
+        ]
+        # Every state is read: only now does anything change.
+        players = self.players
+        recent = self.recent_ids
+        forgotten_before = self._pruned_at - self.dedup_window  # as _prune_recent does
+        for (pid, _), cold in zip(keys, back, strict=True):
+            state = cold.state
+            state.player_id = pid  # one string per player, shared with the timer wheel
+            players[pid] = state
+            del evicted[pid]
+            if self._idle is not None and self.evict_after is not None:
+                self._idle.schedule(state.n[LAST_SEEN] + self.evict_after, pid)
+            seen = cold.recent_ids
+            if seen and max(seen.values()) >= forgotten_before and pid not in recent:
+                recent[pid] = seen
+            if cold.generation != self._generation:
+                self._rearm(state)
+        self.restores += len(keys)
+        try:
+            store.dispose_many(keys)
+        except ColdStoreError as exc:
+            # They never expire then: garbage once no snapshot refers to them, not a loss.
+            log.warning("%d restored states stay in the cold store for good: %s", len(keys), exc)
+        if self.observer is not None:
+            self.observer.restored(len(keys))
+            self.observer.cold_players(len(evicted))
+
+    def _rearm(self, state: PlayerState) -> None:
+        """What ``swap_rules`` did for resident players at the latest hot reload, done
+        for a player who was evicted then (its state has not changed since)."""
+        for rule_set in self.rules:
+            rearm = getattr(rule_set, "rearm", None)
+            if rearm is not None:
+                due = rearm(state, self._reloaded_at)
+                if due is not None:
+                    self.schedule(state, due)
 
     def __getstate__(self) -> tuple[object, ...]:
         return (
@@ -278,6 +530,11 @@ class PlayerShard:
             self.ordered,
             self.buffer,
             self._sequence,
+            self.evicted,
+            self.evictions,
+            self.restores,
+            self._generation,
+            self._reloaded_at,
         )
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
@@ -291,7 +548,22 @@ class PlayerShard:
             ordered,
             buffer,
             sequence,
+            *eviction,
         ) = state
+        # Snapshots from before eviction existed have nine fields.
+        evicted, evictions, restores, generation, reloaded_at = eviction or ({}, 0, 0, 0, NEVER)
+        self.evicted = evicted  # type: ignore[assignment]
+        self.evictions = evictions  # type: ignore[assignment]
+        self.restores = restores  # type: ignore[assignment]
+        self._generation = generation  # type: ignore[assignment]
+        self._reloaded_at = reloaded_at  # type: ignore[assignment]
+        self._attached = False
+        self._swept_at = NEVER
+        self._idle = None
+        self.cold_store = None  # re-attached by the glue (with_eviction)
+        self.evict_after = None
+        self.sweep_every = DEFAULT_SWEEP_SECONDS
+        self.observer = None
         self.ordered = ordered  # type: ignore[assignment]
         self.buffer = buffer  # type: ignore[assignment]
         self._sequence = sequence  # type: ignore[assignment]

@@ -323,8 +323,10 @@ class PlayerState:
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.player_id, raw, self.windows, profile, self.extra = state
-        self.n = array("q")
-        self.n.frombytes(raw)
+        # Copied into an exact-size array: frombytes on an empty one over-allocates by
+        # 32 bytes, paid by every player restored from a snapshot or the cold store.
+        self.n = array("q", _BLANK)
+        self.n[:] = array("q", raw)
         self.profile = _profile(*profile)
 
 

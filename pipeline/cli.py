@@ -24,7 +24,7 @@ from pipeline.leaderboard_api import leaderboard_command
 from pipeline.metrics import Metrics
 from pipeline.outputs import JsonlSink, PlayersParquetSink
 from pipeline.rulebook import ConfigError, RuleBook, load_rules
-from pipeline.services import board_names, build_services, serve_boards
+from pipeline.services import board_names, build_eviction, build_services, serve_boards
 from pipeline.settings import Settings, SettingsError, load_settings
 from pipeline.simulator import SimulatorConfig, write_jsonl
 from pipeline.sources import JsonlSource, SimulatorSource
@@ -58,6 +58,8 @@ def _options(
     settings: Settings, *, live: bool, emit_players: bool, rulebook: RuleBook | None = None
 ) -> FlowOptions:
     return FlowOptions(
+        # Bounded runs keep evicted players in this process (nothing to recover them for).
+        eviction=build_eviction(settings, shared=live),
         rulebook=rulebook or _rulebook(settings),
         shards=settings.shards,
         lateness_seconds=settings.lateness_seconds,
@@ -129,6 +131,10 @@ def summary(metrics: Metrics, seconds: float) -> str:
     lines.append(f"invalid records (dead letters): {int(sum(dead.values())):,}")
     lines += [f"  {k[0]:<16} {int(v):>10,}" for k, v in sorted(dead.items())]
     lines.append(f"late events: {int(metrics.value('pitboss_late_events_total')):,}")
+    evicted = int(metrics.value("pitboss_player_evictions_total"))
+    if evicted:
+        restored = int(metrics.value("pitboss_player_restores_total"))
+        lines.append(f"lapsed players evicted: {evicted:,}, brought back: {restored:,}")
     lines.append("actions by campaign, channel and decision:")
     lines += [
         f"  {campaign:<22} {channel:<9} {decision:<26} {int(v):>8,}"

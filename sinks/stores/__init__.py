@@ -2,7 +2,9 @@
 
 The interfaces and shared rules are in :mod:`sinks.stores.base` (re-exported here); the
 in-process implementations in :mod:`sinks.stores.memory` (``memory_stores``) and the Redis
-ones in :mod:`sinks.stores.redis` (``connect``, ``redis_stores``).
+ones in :mod:`sinks.stores.redis` (``connect``, ``redis_stores``). Evicted players' state
+goes to :mod:`sinks.stores.cold` (the interface and the memory store are in
+``operators.eviction``).
 """
 
 from sinks.stores.base import (
