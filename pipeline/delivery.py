@@ -5,7 +5,9 @@ process shares (Redis in production, in-process for the embedded default): dedup
 action id already decided keeps its decision), the authoritative suppression list,
 frequency caps and budgets. ``DeliveryStage`` checks the suppression list once more at
 send time (a self-exclusion that arrived while a message was in flight stops it) and
-hands each sent action to its channel's ``ResilientSender``.
+hands each sent action to its channel's ``ResilientSender``. Email, SMS and push actions
+carry no recipient (no personal data in events, state or the action log): the stage looks
+it up in the contact directory at send time and adds it to the copy it sends only.
 
 Redis down: the guards fail *closed and waiting*: nothing is decided or sent without a
 dedup and cap decision, the stage retries until the store answers, and the dataflow
@@ -28,12 +30,16 @@ from operators.player_state import MONEY_SCALE
 from pipeline.decode import DecodedBatch
 from pipeline.metrics import Metrics
 from sinks.base import DeliveryStatus, ResilientSender
-from sinks.stores import CapRule, Stores, StoreUnavailable
+from sinks.contacts import CHANNEL_FIELD, ContactDirectory
+from sinks.stores import CapRule, StoreError, Stores, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MARKETING = frozenset({"email", "sms", "push", "in_app"})
+# Where each channel's sink reads its recipient (push also reads "to").
+RECIPIENT_KEYS = {"email": ("to",), "sms": ("to",), "push": ("device_token", "to")}
+NO_CONTACT = suppressed("no_contact")
 
 
 def cap_rules(config: GuardConfig) -> list[CapRule]:
@@ -205,11 +211,19 @@ class DeferredCaps:
 class DeliveryStage:
     """Send each ``sent`` action through its channel's resilient sender.
 
-    A provider call takes milliseconds to seconds, so the sends of one batch go out in
-    parallel, up to ``concurrency`` at a time, one lane per player: a player's messages
-    and rewards keep the order they were decided in, and the batch comes out in its
-    input order once every send has an outcome. Senders are thread-safe (the SMTP sink
-    holds one conversation at a time).
+    A provider call takes milliseconds to seconds. With ``concurrency`` above 1 the sends
+    of one batch go out in parallel, that many at a time, one lane per player: a
+    player's messages and rewards keep the order they were decided in, and the batch
+    comes out in its input order once every send has an outcome. Senders are
+    thread-safe (the SMTP sink holds one conversation at a time). The price: a crash
+    can catch up to ``concurrency`` sends in flight instead of one, and each is sent
+    again on restart (the wallet and webhooks get the same idempotency key; an e-mail
+    or SMS provider may deliver it twice). Hence the default of 1.
+
+    With a ``contacts`` directory, an email, SMS or push action whose payload names no
+    recipient is sent to the player's contact from the directory; the action that comes
+    out never carries it, and a player without that contact gets ``suppressed:no_contact``.
+    An explicit recipient in the payload wins.
     """
 
     def __init__(
@@ -218,13 +232,15 @@ class DeliveryStage:
         stores: Stores,
         metrics: Metrics,
         *,
-        concurrency: int = 16,
+        concurrency: int = 1,
+        contacts: ContactDirectory | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"delivery concurrency must be at least 1, not {concurrency}")
         self._senders = senders
         self._stores = stores
         self._metrics = metrics
+        self._contacts = contacts
         self._pool = (
             ThreadPoolExecutor(concurrency, thread_name_prefix="pitboss-deliver")
             if concurrency > 1 and senders
@@ -278,15 +294,24 @@ class DeliveryStage:
         if reason is not None:
             # Stopped in flight: recorded as such (the ledger already said "sent").
             return action.model_copy(update={"decision": suppressed(reason)})
+        try:
+            outgoing = self._addressed(action)
+        except StoreError as exc:  # not an outage (that holds above): a bad contact record
+            log.error("contact lookup for action %s failed: %s", action.action_id, exc)
+            return action.model_copy(
+                update={"decision": Decision.FAILED.value, "detail": f"contact lookup: {exc}"}
+            )
+        if outgoing is None:
+            return action.model_copy(update={"decision": NO_CONTACT})
         started = time.time()
-        delivery = sender.deliver(action)
+        delivery = sender.deliver(outgoing)
         while delivery.status is DeliveryStatus.FAILED and "unavailable" in (delivery.reason or ""):
             # The shared store (delivery ledger, Redis inbox) is down: hold, then retry;
             # failing the action would lose it.
             log.warning("delivery of %s held: store unavailable", action.action_id)
             until_available("delivery", partial(self._suppressed, action))
             time.sleep(0.2)
-            delivery = sender.deliver(action)
+            delivery = sender.deliver(outgoing)
         provider = delivery.provider
         self._metrics.deliveries.labels(provider, delivery.status.value).inc()
         self._metrics.delivery_latency.observe(max(0.0, time.time() - started))
@@ -297,6 +322,26 @@ class DeliveryStage:
                 update={"decision": Decision.FAILED.value, "detail": delivery.reason or ""}
             )
         return action  # a duplicate: delivered before, nothing sent now
+
+    def _addressed(self, action: Action) -> Action | None:
+        """What to send: ``action``, or a copy addressed from the contact directory.
+
+        None when the directory has no contact for the channel. Holds while the
+        directory is unavailable; raises StoreError for any other directory error.
+        """
+        keys = RECIPIENT_KEYS.get(action.channel)
+        if self._contacts is None or keys is None or any(action.payload.get(k) for k in keys):
+            return action
+        contacts = until_available("contacts", partial(self._contacts.lookup, action.player_id))
+        recipient = None if contacts is None else contacts.for_channel(action.channel)
+        if not recipient:
+            log.debug(
+                "action %s: no %s contact for the player",
+                action.action_id,
+                CHANNEL_FIELD[action.channel],
+            )
+            return None
+        return action.model_copy(update={"payload": {**action.payload, keys[0]: recipient}})
 
 
 def suppression_updates(decoded: DecodedBatch) -> list[tuple[str, dict[str, Any]]]:
