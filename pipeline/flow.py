@@ -24,6 +24,7 @@ from bytewax.outputs import Sink
 from operators.actions import Action, ActionKind
 from operators.campaigns import CampaignRules, campaign_rows, swap_rules
 from operators.engine import PlayerShard, shard_of
+from operators.eviction import Eviction
 from operators.gamification import GamificationRules, gamification_rows
 from operators.guards import GuardConfig
 from operators.player_state import player_row
@@ -44,6 +45,7 @@ from pipeline.outputs import SuppressionListSink
 from pipeline.records import RawBatch
 from pipeline.rulebook import RuleBook
 from sinks.base import ResilientSender
+from sinks.contacts import ContactDirectory
 from sinks.leaderboards import LeaderboardStore, MemoryLeaderboardStore
 from sinks.leaderboards.scores import apply_scores, is_score
 from sinks.leaderboards.settler import TournamentSettler
@@ -56,11 +58,19 @@ ShardSnapshot: TypeAlias = tuple[PlayerShard, dict[str, int]]
 PlayerRows: TypeAlias = list[dict[str, Any]]
 
 
-@dataclass(frozen=True, slots=True)
-class ClockTick:
-    """A shard's watermark, sent behind its actions to the leaderboard step."""
+@dataclass(slots=True)
+class ShardOutput:
+    """Everything one call into a shard produced, as one item downstream.
 
-    watermark: int
+    Bytewax charges per item, and a busy shard decides tens of actions per batch, so they
+    travel together: the actions in the order they were decided, then the shard's
+    watermark if it moved (tournaments and deferred actions wait for it), and at the end
+    of a bounded run the players' rows.
+    """
+
+    actions: list[Action]
+    watermark: int | None = None
+    rows: PlayerRows | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,7 @@ class FlowOptions:
     emit_players: bool = False  # bounded runs: emit final player rows at the end
     rulebook: RuleBook | None = None  # None: the first triggers, no guards file
     ordered: bool = False  # fold in event-time order behind the watermark (see engine)
+    eviction: Eviction | None = None  # lapsed players to a cold store (operators.eviction)
 
 
 @dataclass
@@ -84,6 +95,8 @@ class Services:
     stores: Stores
     senders: dict[str, ResilientSender] = field(default_factory=dict)
     leaderboards: LeaderboardStore = field(default_factory=MemoryLeaderboardStore)
+    delivery_concurrency: int = 1  # provider calls in flight at once
+    contacts: ContactDirectory | None = None  # recipients of email/SMS/push, at send time
 
     @classmethod
     def in_memory(cls, guards: GuardConfig | None = None) -> Services:
@@ -94,7 +107,7 @@ class Services:
         return cls(stores)
 
 
-class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
+class ShardLogic(StatefulLogic[ShardItem, ShardOutput, ShardSnapshot]):
     """Bytewax's handle on one ``PlayerShard``: it only calls into it and counts."""
 
     def __init__(
@@ -116,6 +129,8 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             self._shard = PlayerShard(
                 rules=rules.rule_sets, guards=rules.guards, ordered=options.ordered
             )
+        # The cold store is not in the snapshot: attached anew, like the rules.
+        self._shard.with_eviction(options.eviction, metrics.eviction_observer(self._key))
         lateness = options.lateness_seconds
         self._clock = (
             EventClock.live(lateness, newest)
@@ -126,13 +141,15 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
         self._duplicates_seen = self._shard.stats.duplicate_events
         self._ticked = self._shard.watermark
 
-    def _tick(self, out: list[Any]) -> list[Any]:
-        """Follow the actions with this shard's watermark when it moved (tournaments and
-        deferred actions wait for it)."""
+    def _output(self, actions: list[Action], rows: PlayerRows | None = None) -> list[ShardOutput]:
+        """The call's one item (none when nothing happened), with the watermark if it
+        moved."""
+        watermark = None
         if self._shard.watermark != self._ticked:
-            self._ticked = self._shard.watermark
-            out.append(ClockTick(self._ticked))
-        return out
+            watermark = self._ticked = self._shard.watermark
+        if not actions and watermark is None and rows is None:
+            return []
+        return [ShardOutput(actions, watermark, rows)]
 
     def _account(self, actions: list[Action], read_at: float) -> None:
         metrics = self._metrics
@@ -147,7 +164,7 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             self._duplicates_seen = stats.duplicate_events
         metrics.set_players(self._key, len(self._shard.players))
 
-    def on_item(self, value: ShardItem) -> tuple[list[Action | PlayerRows], bool]:
+    def on_item(self, value: ShardItem) -> tuple[list[ShardOutput], bool]:
         rules = self._rulebook.current
         if rules.version != self._version:  # a hot reload: new rules, same players
             swap_rules(self._shard, rules.rule_sets)
@@ -161,30 +178,30 @@ class ShardLogic(StatefulLogic[ShardItem, Action | PlayerRows, ShardSnapshot]):
             self._clock.observe(source, high_mark)
         actions.extend(self._shard.advance(self._clock.watermark()))
         self._account(actions, read_at)
-        return self._tick(list(actions)), StatefulLogic.RETAIN
+        return self._output(actions), StatefulLogic.RETAIN
 
-    def on_notify(self) -> tuple[list[Action | PlayerRows], bool]:
+    def on_notify(self) -> tuple[list[ShardOutput], bool]:
         actions = self._shard.advance(self._clock.watermark())
         self._account(actions, time.time())
-        return self._tick(list(actions)), StatefulLogic.RETAIN
+        return self._output(actions), StatefulLogic.RETAIN
 
-    def on_eof(self) -> tuple[list[Action | PlayerRows], bool]:
+    def on_eof(self) -> tuple[list[ShardOutput], bool]:
         if self._options.live:
             return [], StatefulLogic.RETAIN
         # A bounded input has ended: nothing can still arrive, so drop the lateness.
         final = self._clock.final()
-        out: list[Action | PlayerRows] = list(self._shard.advance(final))
-        self._account([a for a in out if isinstance(a, Action)], time.time())
+        actions = self._shard.advance(final)
+        self._account(actions, time.time())
+        rows: PlayerRows | None = None
         if self._options.emit_players:
             columns = _player_columns(self._shard.rules)
             rows = []
-            for state in self._shard.players.values():
+            for state in self._shard.every_player():
                 row = player_row(state, final)
                 for extra in columns:
                     row.update(extra(state))
                 rows.append(row)
-            out.append(rows)
-        return self._tick(out), StatefulLogic.RETAIN
+        return self._output(actions, rows), StatefulLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         if not self._options.live:
@@ -211,7 +228,7 @@ def _player_columns(rule_sets: Any) -> list[Callable[[Any], dict[str, Any]]]:
     return columns
 
 
-class GuardLogic(StatefulLogic[Any, Action, list[tuple[int, int, Action]]]):
+class GuardLogic(StatefulLogic[ShardOutput, list[Action], list[tuple[int, int, Action]]]):
     """The shared-store guards for one shard's actions; keeps the actions a frequency
     cap deferred and tries them again when the shard's watermark reaches their time."""
 
@@ -219,21 +236,29 @@ class GuardLogic(StatefulLogic[Any, Action, list[tuple[int, int, Action]]]):
         self._caps = DeferredCaps(stage, resume)
         self._metrics = metrics
 
-    def on_item(self, value: Any) -> tuple[list[Action], bool]:
-        if isinstance(value, ClockTick):
-            return self._caps.release(value.watermark), StatefulLogic.RETAIN
-        self._metrics.stage_items.labels("guards").inc()
-        return self._caps.decide(value), StatefulLogic.RETAIN
+    def on_item(self, value: ShardOutput) -> tuple[list[list[Action]], bool]:
+        decided: list[Action] = []
+        if value.actions:
+            self._metrics.stage_items.labels("guards").inc(len(value.actions))
+            for action in value.actions:
+                decided.extend(self._caps.decide(action))
+        if value.watermark is not None:
+            decided.extend(self._caps.release(value.watermark))
+        return ([decided] if decided else []), StatefulLogic.RETAIN
 
     def snapshot(self) -> list[tuple[int, int, Action]]:
         return list(self._caps.waiting)
 
 
-class LeaderboardLogic(StatefulLogic[tuple[str, Any], Action, dict[str, int]]):
+# What the leaderboard step receives: (shard, score actions, the shard's new watermark).
+BoardItem: TypeAlias = tuple[str, list[Action], int | None]
+
+
+class LeaderboardLogic(StatefulLogic[BoardItem, list[Action], dict[str, int]]):
     """One step for the whole job: applies score updates to the leaderboard store and
     settles tournaments once every shard's watermark has passed a period's end.
 
-    Each shard sends its score actions and then its watermark down the same stream, so
+    Each shard sends its score actions and its watermark in one item, scores first, so
     when the slowest shard's watermark passes a period's end, every score of that
     period is already in the store.
     """
@@ -251,17 +276,19 @@ class LeaderboardLogic(StatefulLogic[tuple[str, Any], Action, dict[str, int]]):
             return []
         return self._settler.due(min(self._marks.values()))
 
-    def on_item(self, value: tuple[str, Any]) -> tuple[list[Action], bool]:
-        shard, item = value
-        if isinstance(item, ClockTick):
-            if item.watermark > self._marks.get(shard, NEVER):
-                self._marks[shard] = item.watermark
-            return self._settle(), StatefulLogic.RETAIN
-        apply_scores(self._store, [item])
-        return [item], StatefulLogic.RETAIN
+    def on_item(self, value: BoardItem) -> tuple[list[list[Action]], bool]:
+        shard, scores, watermark = value
+        out = list(scores)
+        if scores:
+            apply_scores(self._store, scores)
+        if watermark is not None and watermark > self._marks.get(shard, NEVER):
+            self._marks[shard] = watermark
+            out.extend(self._settle())
+        return ([out] if out else []), StatefulLogic.RETAIN
 
-    def on_eof(self) -> tuple[list[Action], bool]:
-        return self._settle(), StatefulLogic.RETAIN
+    def on_eof(self) -> tuple[list[list[Action]], bool]:
+        settled = self._settle()
+        return ([settled] if settled else []), StatefulLogic.RETAIN
 
     def snapshot(self) -> dict[str, int]:
         return dict(self._marks)
@@ -281,13 +308,23 @@ def _settler(services: Services, rulebook: RuleBook | None) -> TournamentSettler
 
 
 def _splitter(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ShardItem]]]:
+    """Each shard's slice of a batch. A shard whose slice is empty still gets the item
+    when the batch moved its source's high mark (its clock must see every source move);
+    otherwise it has nothing to learn and gets nothing, which spares 63 of 64 items for
+    the small, frequent polls of a live job."""
     keys = [str(i) for i in range(shards)]
+    told: dict[str, int] = {}  # source -> the high mark every shard has seen
 
     def split(decoded: DecodedBatch) -> list[tuple[str, ShardItem]]:
         parts: list[list[tuple[int, Event]]] = [[] for _ in keys]
         for pair in decoded.events:
             parts[shard_of(pair[1].player_id, shards)].append(pair)
         source, high, read_at = decoded.source, decoded.high_mark, decoded.read_at
+        if high is None or high <= told.get(source, NEVER):
+            return [
+                (keys[i], (source, None, read_at, part)) for i, part in enumerate(parts) if part
+            ]
+        told[source] = high
         return [(keys[i], (source, high, read_at, part)) for i, part in enumerate(parts)]
 
     return split
@@ -357,73 +394,80 @@ def build_flow(
         keyed,
         lambda resume: ShardLogic(options, metrics, resume),
     )
-    # Each shard's outputs fan out, in the order the shard sent them: scores and
-    # watermarks to the leaderboards, actions and watermarks to that shard's guards
-    # (which hold back actions a cap deferred until event time reaches them), and, at
-    # the end of a bounded run, player rows to players.parquet.
+    # Each shard's output fans out, keeping the order the shard decided in: scores and
+    # the watermark to the leaderboards, messages, rewards and the watermark to that
+    # shard's guards (which hold back actions a cap deferred until event time reaches
+    # them), gamification records straight to the log, and, at the end of a bounded run,
+    # player rows to players.parquet. Items stay batches (one per shard call) until
+    # they are encoded for the action log.
     guard_stage = GuardStage(services.stores, guards, metrics)
-    delivery_stage = DeliveryStage(services.senders, services.stores, metrics)
+    delivery_stage = DeliveryStage(
+        services.senders,
+        services.stores,
+        metrics,
+        concurrency=services.delivery_concurrency,
+        contacts=services.contacts,
+    )
+
+    def to_boards(kv: tuple[str, ShardOutput]) -> tuple[str, BoardItem] | None:
+        shard, out = kv
+        scores = [a for a in out.actions if is_score(a)]
+        if not scores and out.watermark is None:
+            return None
+        return "leaderboards", (shard, scores, out.watermark)
+
+    def to_guards(kv: tuple[str, ShardOutput]) -> tuple[str, ShardOutput] | None:
+        shard, out = kv
+        deliverable = [a for a in out.actions if _deliverable(a)]
+        if not deliverable and out.watermark is None:
+            return None
+        return shard, ShardOutput(deliverable, out.watermark)
+
+    def records(kv: tuple[str, ShardOutput]) -> list[Action] | None:
+        # Gamification records (points awarded, mission progress...) are logged, not
+        # delivered: nothing to dedup, cap or budget, so they skip the guards.
+        logged = [a for a in kv[1].actions if not _deliverable(a) and not is_score(a)]
+        return logged or None
+
     boards = op.stateful(
         "leaderboards",
-        op.map(
-            "one_key",
-            op.filter(
-                "to_boards",
-                results,
-                lambda kv: (
-                    isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and is_score(kv[1]))
-                ),
-            ),
-            lambda kv: ("leaderboards", kv),
-        ),
+        op.filter_map("to_boards", results, to_boards),
         lambda resume: LeaderboardLogic(services, rulebook, options.shards, resume),
     )
     guarded = op.stateful(
         "guards",
-        op.filter(
-            "to_guards",
-            results,
-            lambda kv: (
-                isinstance(kv[1], ClockTick) or (isinstance(kv[1], Action) and _deliverable(kv[1]))
-            ),
-        ),
+        op.filter_map("to_guards", results, to_guards),
         lambda resume: GuardLogic(guard_stage, metrics, resume),
     )
-    # Gamification records (points awarded, mission progress...) are logged, not
-    # delivered: nothing to dedup, cap or budget, so they skip the guards.
-    records = op.filter(
-        "records",
-        results,
-        lambda kv: isinstance(kv[1], Action) and not _deliverable(kv[1]) and not is_score(kv[1]),
-    )
 
-    def guard(actions: list[Any]) -> list[Action]:
+    def guard(batches: list[list[Action]]) -> list[list[Action]]:
+        actions = [a for batch in batches for a in batch]
         metrics.stage_items.labels("guards").inc(len(actions))
-        return guard_stage.process(actions)
+        decided = guard_stage.process(actions)
+        return [decided] if decided else []
 
-    def deliver(actions: list[Any]) -> list[Action]:
+    def deliver(batches: list[list[Action]]) -> list[list[Action]]:
+        actions = [a for batch in batches for a in batch]
         metrics.stage_items.labels("deliver").inc(len(actions))
-        return delivery_stage.process(actions)
+        delivered = delivery_stage.process(actions)
+        metrics.count_decided(delivered)
+        return [delivered] if delivered else []
 
     decided = op.merge(
         "decided",
         op.map("unkey_guarded", guarded, lambda kv: kv[1]),
-        op.map("unkey_records", records, lambda kv: kv[1]),
+        op.filter_map("records", results, records),
         op.flat_map_batch("guard_boards", op.map("unkey_boards", boards, lambda kv: kv[1]), guard),
     )
     delivered = op.flat_map_batch("deliver", decided, deliver)
 
-    def action_item(action: Any) -> tuple[Any, bytes]:
-        key: Any = "" if keyed_outputs else action.player_id.encode()
-        return key, action.to_json()
+    def action_items(actions: list[Action]) -> list[tuple[Any, bytes]]:
+        if keyed_outputs:
+            return [("", action.to_json()) for action in actions]
+        return [(action.player_id.encode(), action.to_json()) for action in actions]
 
-    def counted(actions: list[Any]) -> list[Any]:
-        metrics.count_decided(actions)
-        return actions
-
-    logged = op.flat_map_batch("count_decisions", delivered, counted)
-    op.output("actions_out", op.map("encode_actions", logged, action_item), actions_sink)
+    op.output("actions_out", op.flat_map("encode_actions", delivered, action_items), actions_sink)
     if players_sink is not None:
-        rows = op.filter("to_rows", results, lambda kv: isinstance(kv[1], list))
-        op.output("players_out", op.map("players_rows", rows, lambda kv: ("", kv[1])), players_sink)
+        rows = op.filter_map("to_rows", results, lambda kv: kv[1].rows)
+        op.output("players_out", op.map("players_rows", rows, lambda r: ("", r)), players_sink)
     return flow

@@ -125,15 +125,47 @@ class Metrics:
             registry=r,
         )
         self.players = Gauge(
-            "pitboss_players_in_state", "Players held in state by this process", registry=r
+            "pitboss_players_in_state",
+            "Players resident in memory in this process (evicted players are not counted)",
+            registry=r,
+        )
+        self.players_cold = Gauge(
+            "pitboss_players_evicted",
+            "Players of this process whose state is evicted to the cold store",
+            registry=r,
+        )
+        self.evictions = Counter(
+            "pitboss_player_evictions",
+            "Lapsed players whose state was written to the cold store and left memory",
+            registry=r,
+        )
+        self.restores = Counter(
+            "pitboss_player_restores",
+            "Evicted players brought back from the cold store (an event or deadline of theirs)",
+            registry=r,
         )
         self._players_by_shard: dict[str, int] = {}
+        self._cold_by_shard: dict[str, int] = {}
         self._lock = threading.Lock()
         self.players.set_function(self._players_total)
+        self.players_cold.set_function(self._cold_total)
 
     def _players_total(self) -> float:
         with self._lock:
             return float(sum(self._players_by_shard.values()))
+
+    def _cold_total(self) -> float:
+        with self._lock:
+            return float(sum(self._cold_by_shard.values()))
+
+    def eviction_observer(self, shard: str) -> ShardEvictionMetrics:
+        """What one shard reports about eviction (``operators.eviction.EvictionObserver``)."""
+        return ShardEvictionMetrics(self, shard)
+
+    def set_cold_players(self, shard: str, count: int) -> None:
+        """Record how many evicted players a shard holds."""
+        with self._lock:
+            self._cold_by_shard[shard] = count
 
     def set_players(self, shard: str, count: int) -> None:
         """Record how many players a shard holds (shards report independently)."""
@@ -142,17 +174,31 @@ class Metrics:
 
     def count_actions(self, actions: Iterable[Action], read_at: float, now: float) -> None:
         """Count decided actions and their latency since their batch was read."""
+        # A batch of actions shares a few label values: count per value, then add once
+        # (a labelled child's lookup costs more than the increment).
         latency = max(0.0, now - read_at)
+        campaigns: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        observe = self.decision_latency.observe
         for action in actions:
-            self.intents.labels(action.campaign_id).inc()
-            self.decision_latency.observe(latency)
+            campaigns[action.campaign_id] = campaigns.get(action.campaign_id, 0) + 1
+            observe(latency)
             if action.kind == "gamification":
-                self.gamification_events.labels(str(action.payload.get("event", "other"))).inc()
+                kind = str(action.payload.get("event", "other"))
+                kinds[kind] = kinds.get(kind, 0) + 1
+        for campaign, count in campaigns.items():
+            self.intents.labels(campaign).inc(count)
+        for kind, count in kinds.items():
+            self.gamification_events.labels(kind).inc(count)
 
     def count_decided(self, actions: Iterable[Action]) -> None:
         """Count final decisions, by campaign, channel and decision."""
+        outcomes: dict[tuple[str, str, str], int] = {}
         for action in actions:
-            self.actions.labels(action.campaign_id, action.channel, action.decision).inc()
+            key = (action.campaign_id, action.channel, action.decision)
+            outcomes[key] = outcomes.get(key, 0) + 1
+        for labels, count in outcomes.items():
+            self.actions.labels(*labels).inc(count)
 
     def observe_lag(self, topic: str, partition: int, lag: int) -> None:
         """Record a partition's consumer lag (called by the Kafka source)."""
@@ -175,3 +221,20 @@ class Metrics:
                 if sample.name == name:
                     out[tuple(sample.labels.values())] = sample.value
         return out
+
+
+class ShardEvictionMetrics:
+    """One shard's eviction counts, as the process's metrics."""
+
+    def __init__(self, metrics: Metrics, shard: str) -> None:
+        self._metrics = metrics
+        self._shard = shard
+
+    def evicted(self, count: int) -> None:
+        self._metrics.evictions.inc(count)
+
+    def restored(self, count: int) -> None:
+        self._metrics.restores.inc(count)
+
+    def cold_players(self, count: int) -> None:
+        self._metrics.set_cold_players(self._shard, count)

@@ -1,9 +1,12 @@
 """Build the shared stores and channel senders from settings.
 
 Production (``redis_url`` set): Redis stores shared by every worker and process, Redis
-delivery ledgers and the in-app inbox in Redis. Embedded default: the in-process
+delivery ledgers, the in-app inbox and the contact directory (``contact:<player_id>``
+hashes the operator's CRM sync writes) in Redis. Embedded default: the in-process
 implementations of the same interfaces. A channel with no provider configured is not
 delivered anywhere but the action log (the operator's systems read it from Kafka).
+Lapsed players' state is evicted to Redis too (``build_eviction``), or, without Redis and
+without recovery, to a compressed copy in this process.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import logging
 
 from operators.actions import Action
+from operators.eviction import Eviction, MemoryColdStore
 from operators.guards import GuardConfig
+from operators.player_state import DAY
 from pipeline.delivery import cap_rules, configure_budgets
 from pipeline.flow import Services
 from pipeline.leaderboard_api import LeaderboardServer, serve_leaderboards
@@ -27,11 +32,13 @@ from sinks.base import (
     RedisDeliveryLedger,
     ResilientSender,
 )
+from sinks.contacts import ContactDirectory, MemoryContactDirectory, RedisContactDirectory
 from sinks.email import SmtpEmailSink
 from sinks.http import PushSink, SmsSink, WalletSink, WebhookSink
 from sinks.inbox import MemoryInboxSink, RedisInboxSink
 from sinks.leaderboards import MemoryLeaderboardStore
 from sinks.leaderboards.redis import RedisLeaderboardStore
+from sinks.stores.cold import RedisColdStore
 from sinks.stores.memory import memory_stores
 from sinks.stores.redis import connect, redis_stores
 
@@ -109,7 +116,38 @@ def build_services(settings: Settings, guards: GuardConfig, metrics: Metrics) ->
     leaderboards = (
         RedisLeaderboardStore(client, prefix) if client is not None else MemoryLeaderboardStore()
     )
-    return Services(stores, senders, leaderboards)
+    contacts: ContactDirectory = (
+        RedisContactDirectory(client, prefix) if client is not None else MemoryContactDirectory()
+    )
+    return Services(stores, senders, leaderboards, settings.delivery_concurrency, contacts=contacts)
+
+
+def build_eviction(settings: Settings, *, shared: bool = True) -> Eviction | None:
+    """Where lapsed players' state goes (``settings.eviction``), or None for nowhere.
+
+    ``shared`` (``pitboss run``): Redis when ``redis_url`` is set. It is attached even
+    with ``after_days`` 0, so players a snapshot holds as evicted still come back. Else,
+    and for bounded runs (``shared`` False): this process's memory, forgotten on exit;
+    refused with recovery, since a restart would find its snapshot's evicted players
+    gone.
+    """
+    config = settings.eviction
+    after = round(config.after_days * DAY) or None
+    if shared and settings.redis_url:
+        client = connect(settings.redis_url, socket_timeout=1.0, retries=3)
+        store = RedisColdStore(
+            client, settings.redis_prefix, retention_seconds=config.retention_days * DAY
+        )
+        return Eviction(store, after, config.sweep_seconds)
+    if after is None:
+        return None
+    if shared and settings.recovery_dir is not None:
+        log.warning(
+            "eviction is off: with recovery, evicted players must outlive the process; "
+            "set PITBOSS_REDIS_URL to evict them to Redis"
+        )
+        return None
+    return Eviction(MemoryColdStore(retention_seconds=0), after, config.sweep_seconds)
 
 
 def board_names(rulebook: RuleBook) -> list[str]:

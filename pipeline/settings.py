@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from operators.triggers import TriggerSettings
@@ -22,6 +22,26 @@ from sinks.http import HttpProviderSettings, SmsSettings, WebhookSettings
 
 class SettingsError(Exception):
     """The settings are invalid; the message says which and why."""
+
+
+class EvictionSettings(BaseModel):
+    """Lapsed players' state leaves memory for a cold store (``operators.eviction``).
+
+    The store is Redis when ``redis_url`` is set, else the process's memory (compressed,
+    a fraction of the resident size), which is refused with recovery: a crash would lose
+    it. Environment: ``PITBOSS_EVICTION__AFTER_DAYS`` and so on.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Event time without any event after which a player is evicted; 0: never (players
+    # already evicted are still restored).
+    after_days: float = Field(default=30, ge=0)
+    # Event time between two looks for lapsed players.
+    sweep_seconds: int = Field(default=3600, ge=1)
+    # How long a restored player's old blob is kept: longer than the oldest snapshot a
+    # restart may resume from (epoch interval, backup interval, time to notice a crash).
+    retention_days: float = Field(default=7, gt=0)
 
 
 class Settings(BaseSettings):
@@ -73,6 +93,10 @@ class Settings(BaseSettings):
     wallet: HttpProviderSettings | None = None
     webhook: WebhookSettings | None = None
     inbox_max_len: int = Field(default=100, ge=1)
+    # Provider calls in flight at once (one lane per player keeps each player's order);
+    # above 1, a crash can catch that many sends in flight (sent again on restart).
+    delivery_concurrency: int = Field(default=1, ge=1, le=256)
+    eviction: EvictionSettings = Field(default_factory=EvictionSettings)
 
     # Operations
     metrics_port: int = Field(default=9464, ge=0, le=65535)
