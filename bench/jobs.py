@@ -46,16 +46,22 @@ from pipeline.rulebook import RuleBook
 from pipeline.services import build_services
 from pipeline.settings import Settings
 from sinks.base import ResilientSender
+from sinks.contacts import Contacts
 from tests.support.tansu import free_port
 
-# What the operator's CRM would look up before sending: the engine's actions carry no
-# contact details (payload "to", "device_token"), so without this every email, SMS and
-# push fails permanently ("payload has no recipient") and never reaches a provider.
-_CONTACT: dict[str, Callable[[str], dict[str, str]]] = {
-    "email": lambda player: {"to": f"{player}@players.example"},
-    "sms": lambda player: {"to": "+4915100000000"},
-    "push": lambda player: {"device_token": f"token-{player}"},
-}
+
+class EveryoneReachable:
+    """A contact directory with an address, a number and a device token for every
+    player: what the operator's CRM sync would have written (the engine's actions carry
+    no contact details; without a directory entry every email, SMS and push is
+    ``suppressed:no_contact`` and never reaches a provider)."""
+
+    def lookup(self, player_id: str) -> Contacts | None:
+        return Contacts.of(
+            email=f"{player_id}@players.example",
+            phone="+4915100000000",
+            push_token=f"token-{player_id}",
+        )
 
 
 Decided: TypeAlias = tuple[str, bool, float]
@@ -72,7 +78,7 @@ class JobSpec:
     providers: dict[str, Any] | None = None  # Settings fields for the channel senders
     redis_url: str | None = None  # shared stores in Redis instead of process memory
     redis_prefix: str = "pitboss-bench:"
-    contacts: bool = True  # fill in the recipient a CRM lookup would (see _CONTACT)
+    contacts: bool = True  # a contact for every player (EveryoneReachable)
     workers: int = 1  # per process
     batch_size: int = 2000  # records per poll (Settings.consumer_batch_size)
     epoch_seconds: float = 10.0  # Settings.epoch_interval_seconds
@@ -130,21 +136,15 @@ def cpu_seconds() -> float:
 
 class TimedSender:
     """A channel sender, wrapped: notes when each delivery starts (the decision is made
-    by then) and adds the contact details a CRM lookup would."""
+    by then)."""
 
-    def __init__(
-        self, inner: ResilientSender, channel: str, log: list[Decided], contacts: bool
-    ) -> None:
+    def __init__(self, inner: ResilientSender, log: list[Decided]) -> None:
         self._inner = inner
-        self._contact = _CONTACT.get(channel) if contacts else None
         self._log = log
 
     def deliver(self, action: Action) -> Any:
         on_arrival = action.decided_at == action.event_at
         self._log.append((action.event_id, on_arrival, time.time()))
-        if self._contact is not None:
-            payload = {**action.payload, **self._contact(action.player_id)}
-            action = action.model_copy(update={"payload": payload})
         return self._inner.deliver(action)
 
     def __getattr__(self, name: str) -> Any:
@@ -170,8 +170,9 @@ def time_deliveries(services: Services, contacts: bool) -> list[Decided]:
     """Wrap every sender in a TimedSender; returns the log they append to."""
     log: list[Decided] = []
     for channel, sender in list(services.senders.items()):
-        timed = TimedSender(sender, channel, log, contacts)
-        services.senders[channel] = cast(ResilientSender, timed)
+        services.senders[channel] = cast(ResilientSender, TimedSender(sender, log))
+    if contacts and services.senders:
+        services.contacts = EveryoneReachable()
     return log
 
 
