@@ -33,6 +33,7 @@ import gc
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -172,48 +173,64 @@ def population(players: int, days: int, returning: float, seed: int) -> Iterator
         yield batch
 
 
-def _store(kind: str) -> tuple[ColdStore, str | None]:
-    if kind == "memory":
-        return MemoryColdStore(retention_seconds=0), None
-    from sinks.stores.cold import RedisColdStore
-    from sinks.stores.redis import connect
-
-    prefix = f"pitboss-bench-{uuid.uuid4().hex[:8]}:"
-    client = connect(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"), socket_timeout=5)
-    return RedisColdStore(client, prefix), prefix
-
-
-def _redis_cleanup(prefix: str) -> int:
-    """Delete this run's keys; Redis memory they took, in bytes (before deletion)."""
+def _redis() -> Any:
     import redis
 
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
-    used = 0
-    keys: list[bytes] = []
-    for key in client.scan_iter(match=f"{prefix}*", count=5000):
-        keys.append(key)
+    return redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+
+
+def _redis_keys(prefix: str) -> list[bytes]:
+    return list(_redis().scan_iter(match=f"{prefix}*", count=5000))
+
+
+def _redis_usage(prefix: str) -> int:
+    """Redis memory this run's keys take, in bytes (``MEMORY USAGE`` of a sample)."""
+    keys = _redis_keys(prefix)
+    sample = keys[:200]
+    sizes = [_redis().memory_usage(key) or 0 for key in sample]
+    return int(sum(sizes) / max(1, len(sample)) * len(keys))
+
+
+def _redis_delete(prefix: str) -> None:
+    """Delete this run's keys (and only those)."""
+    client = _redis()
+    keys = _redis_keys(prefix)
     for first in range(0, len(keys), 5000):
-        part = keys[first : first + 5000]
-        if first == 0:
-            sample = part[:200]
-            sizes = [client.memory_usage(k) or 0 for k in sample]
-            used = int(sum(sizes) / max(1, len(sample)) * len(keys))
-        client.unlink(*part)
-    return used
+        client.unlink(*keys[first : first + 5000])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """One configuration in this process; its figures."""
+    """One configuration in this process; its figures. Redis keys go in any case."""
+    store: ColdStore | None = None
+    prefix = None
+    if args.mode == "on" and args.store == "redis":
+        from sinks.stores.cold import RedisColdStore
+        from sinks.stores.redis import connect
+
+        prefix = f"pitboss-bench-{uuid.uuid4().hex[:8]}:"
+        client = connect(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"), socket_timeout=5)
+        store = RedisColdStore(client, prefix)
+    elif args.mode == "on":
+        store = MemoryColdStore(retention_seconds=0)
+    # A SIGTERM too ends in the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        return _measure(args, store, prefix)
+    finally:
+        if prefix is not None:
+            _redis_delete(prefix)
+
+
+def _measure(
+    args: argparse.Namespace, store: ColdStore | None, prefix: str | None
+) -> dict[str, Any]:
     tune_gc()
     if args.traced:
         tracemalloc.start()
     gc.collect()
     before = rss_kib()
-    store: ColdStore | None = None
-    prefix = None
     eviction = None
-    if args.mode == "on":
-        store, prefix = _store(args.store)
+    if store is not None:
         eviction = Eviction(store, args.evict_after * DAY, args.sweep_seconds)
     shards = [PlayerShard() for _ in range(SHARDS)]
     for shard in shards:
@@ -262,7 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if isinstance(store, MemoryColdStore):
         out["blob_bytes"] = store.nbytes()
     if prefix is not None:
-        out["redis_bytes"] = _redis_cleanup(prefix)
+        out["redis_bytes"] = _redis_usage(prefix)
     return out
 
 

@@ -8,6 +8,21 @@ writes it to a :class:`ColdStore` under ``(player_id, version)`` and keeps only
 the shard reads the state back before doing anything else, so the outcome is the one it
 would have been had the player never left memory.
 
+What else the shard holds per player, and what happens to it:
+
+* deadlines (a 30-day win-back, a birthday, a deferred message): the player's entry stays
+  in the shard's timer wheel (a list slot); when it comes due the player is brought back
+  and the deadline fires at its own time, as if the player had stayed. A player whose
+  next deadline comes before the next sweep is not evicted (it would come right back);
+* recent event ids (dedup): they travel in the blob and are put back unless the shard
+  would have forgotten them by then, so duplicates are recognised exactly as before;
+* campaign and gamification progress and deferred intents live in ``PlayerState.extra``
+  and travel with it; events waiting in ordered mode's buffer bring the player back
+  when they are folded;
+* a hot reload re-arms resident players at once (``swap_rules``); an evicted player is
+  re-armed when it comes back, with the reload's watermark (exact for one reload while
+  the player was away; the blob records the rule generation it was evicted under).
+
 Versions make this safe under Bytewax recovery (at-least-once replay from the last
 snapshot): a version is a per-shard counter kept in the snapshot, so a snapshot only
 refers to versions written before it was taken, and a replay after a crash writes only
