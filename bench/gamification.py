@@ -58,6 +58,7 @@ from operators.actions import Action
 from operators.engine import PlayerShard
 from operators.gamification import load_gamification
 from operators.rules import RuleSet
+from pipeline.cli import tune_gc
 from pipeline.decode import decode_batch
 from pipeline.events import Event
 from pipeline.records import RawBatch
@@ -112,6 +113,7 @@ def main() -> None:
         help="also time the config's files added one by one (settings, points, ...)",
     )
     args = parser.parse_args()
+    tune_gc()
 
     batches = decoded(args.events, args.seed)
     count = sum(len(events) for _, events in batches)

@@ -21,25 +21,8 @@ from typing import Any
 from operators.gamification.context import Turn
 from operators.gamification.intents import Emitter
 from operators.gamification.program import Board, Program
-from operators.gamification.state import (
-    BET_AT,
-    BETS,
-    BONUS,
-    MULT,
-    MULT_AT,
-    N_CATEGORIES,
-    REAL,
-    WIN_AT,
-    WINS,
-)
+from operators.gamification.state import BET_AT, N_CATEGORIES, WIN_AT
 
-_SUM_BLOCKS: dict[str, tuple[tuple[int, ...], int]] = {
-    # score kind -> (value blocks, time block)
-    "real_wager": ((REAL,), BET_AT),
-    "wager": ((REAL, BONUS), BET_AT),
-    "bets": ((BETS,), BET_AT),
-    "wins": ((WINS,), WIN_AT),
-}
 _MONEY_KINDS = frozenset({"real_wager", "wager", "wins"})
 CAMPAIGN = "leaderboards"
 """The campaign id of ``leaderboard_score`` intents."""
@@ -77,25 +60,24 @@ def _measured(board: Board, acc: array[int], layout_ok: bool) -> tuple[int, int]
     """``(value, newest time)`` the window holds for a board, before unit conversion."""
     if board.slot >= 0:
         return (acc[board.slot], acc[board.slot + 1]) if layout_ok else (0, 0)
+    get = acc.__getitem__
     if board.is_max:
         value, at = 0, 0
-        for c in board.categories:
-            if acc[MULT + c] > value:
-                value, at = acc[MULT + c], acc[MULT_AT + c]
+        for cell, time_cell in zip(board.value_cells, board.time_cells, strict=True):
+            if acc[cell] > value:
+                value, at = acc[cell], acc[time_cell]
         return value, at
-    blocks, time_block = _SUM_BLOCKS[board.score]
-    value = sum(acc[block + c] for block in blocks for c in board.categories)
-    at = max(acc[time_block + c] for c in board.categories)
-    return value, at
+    return sum(map(get, board.value_cells)), max(map(get, board.time_cells))
 
 
 def newest(acc: array[int] | None, program: Program, default: int) -> int:
     """The newest event time that contributed to the window (``default`` if none did)."""
     if acc is None:
         return default
-    times = [acc[block + c] for block in (BET_AT, WIN_AT) for c in range(N_CATEGORIES)]
-    times += [acc[b.slot + 1] for b in program.boards if b.slot >= 0 and len(acc) > b.slot + 1]
-    found = max(times, default=0)
+    found = max(acc[BET_AT : BET_AT + N_CATEGORIES] + acc[WIN_AT : WIN_AT + N_CATEGORIES])
+    for board in program.boards:
+        if board.slot >= 0 and len(acc) > board.slot + 1 and acc[board.slot + 1] > found:
+            found = acc[board.slot + 1]
     return found if found > 0 else default
 
 

@@ -165,9 +165,12 @@ def progress(
             if measure == "count":
                 counts[j] += 1
             elif measure in ("distinct_games", "distinct_categories"):
-                seen = run.seen if run.seen is not None else {}
-                run.seen = seen
-                values = seen.setdefault(j, set())
+                seen = run.seen
+                if seen is None:
+                    seen = run.seen = {}
+                values = seen.get(j)
+                if values is None:
+                    values = seen[j] = set()
                 values.add(event.game_id if measure == "distinct_games" else str(category))
                 counts[j] = len(values)
             else:
@@ -196,6 +199,8 @@ def progress(
                 "objectives": len(objectives),
             }
             emit.event(turn, f"mission:{mission.id}", f"{run.key}:{objective.id}", payload)
+    if not finished:  # the common case: nothing more to do
+        return []
     for run, mission in finished:
         runs.remove(run)
         gs.missions_done += 1

@@ -2,9 +2,12 @@
 
 A :class:`Calendar` answers "which period is event time ``ts`` in, and when does it start
 and end" for one kind of period in one zone. It keeps the last answer, so the hot path
-(a million bets of players in the same zone on the same day) pays two comparisons; the
-cache is a single tuple, replaced in one assignment, so worker threads sharing a calendar
-never see half of an update. Nothing here reads the wall clock.
+(a million bets of players in the same zone on the same day) pays two comparisons, and
+behind it the last few periods asked for, so callers that alternate between periods (a
+flush at the start of yesterday's window, then today's bet; the tournament settler
+looking back a week) do not recompute them. Both caches are tuples replaced in one
+assignment, so worker threads sharing a calendar never see half of an update. Nothing
+here reads the wall clock.
 
 Period ids sort by time within a kind: ``2026-03-02`` (day), ``2026-W10`` (ISO week),
 ``2026-03`` (month), ``all`` (all time), ``once`` (a one-off window).
@@ -56,14 +59,15 @@ def weekday(day_index: int) -> int:
 class Calendar:
     """Periods of one kind in one zone (a one-off window: ``Calendar.once``)."""
 
-    __slots__ = ("_cache", "_tz", "kind", "window", "zone_name")
+    __slots__ = ("_cache", "_recent", "_tz", "kind", "window", "zone_name")
 
     def __init__(self, kind: PeriodKind, zone_name: str | None) -> None:
         self.kind = kind
         self.zone_name = zone_name or "UTC"
         self._tz = zone(zone_name)
         self.window: tuple[int, int] | None = None
-        self._cache: tuple[int, int, Span, LocalDay | None] = (0, 0, Span("", 0, 0, 0), None)
+        self._cache: _Entry = (0, 0, Span("", 0, 0, 0), None)
+        self._recent: tuple[_Entry, ...] = ()
 
     @classmethod
     def once(cls, start: int, end: int) -> Calendar:
@@ -77,9 +81,16 @@ class Calendar:
         start, end, found, _ = self._cache
         if start <= ts < end:
             return found
+        recent = self._recent
+        for entry in recent:
+            if entry[0] <= ts < entry[1]:
+                self._cache = entry
+                return entry[2]
         found = self._compute(ts)
         day = LocalDay(found, self._tz) if self.kind == "day" else None
-        self._cache = (found.start, found.end, found, day)
+        entry = (found.start, found.end, found, day)
+        self._cache = entry
+        self._recent = (entry, *recent[: _RECENT - 1])
         return found
 
     def local(self, ts: int) -> LocalDay:
@@ -124,6 +135,11 @@ class Calendar:
     def previous(self, span: Span) -> Span:
         """The period just before ``span``."""
         return self.span(span.start - 1)
+
+
+_Entry = tuple[int, int, Span, "LocalDay | None"]
+_RECENT = 16
+"""Periods a calendar remembers besides the last one (16 days cover a week's lookback)."""
 
 
 @cache

@@ -25,7 +25,7 @@ def quantity(rule: PointsRule, acc: array[int], layout_ok: bool) -> int:
     """What the rule measured in the window (money: ten-thousandths, player's currency)."""
     if rule.slot >= 0:
         return acc[rule.slot] if layout_ok else 0
-    return sum(acc[block + c] for block in rule.blocks for c in rule.categories)
+    return sum(map(acc.__getitem__, rule.cells))
 
 
 def accumulate(rule: PointsRule, acc: array[int], event: Any, stake: int, real: int) -> None:

@@ -14,12 +14,21 @@ from typing import Any, Literal
 
 from operators.expressions import Condition
 from operators.gamification.periods import Calendar, PeriodKind, Span
+from operators.gamification.state import BET_AT, BETS, BONUS, MULT, MULT_AT, REAL, WIN_AT, WINS
 
 POINTS_SCALE = 100  # points are kept in hundredths
 MONEY_UNITS = 10_000  # money is kept in ten-thousandths
 PPM = 1_000_000  # exchange rates are kept in millionths
 
 ScoreKind = Literal["wager", "real_wager", "bets", "wins", "win_multiplier", "points"]
+
+_SUM_BLOCKS: dict[str, tuple[tuple[int, ...], int]] = {
+    # score kind -> (window value blocks, time block)
+    "real_wager": ((REAL,), BET_AT),
+    "wager": ((REAL, BONUS), BET_AT),
+    "bets": ((BETS,), BET_AT),
+    "wins": ((WINS,), WIN_AT),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,11 @@ class PointsRule:
     daily_cap: int | None
     slot: int
     blocks: tuple[int, ...]  # window blocks summed when slot == -1
+    cells: tuple[int, ...] = ()  # the window indexes those blocks cover (set below)
+
+    def __post_init__(self) -> None:
+        cells = tuple(block + c for block in self.blocks for c in self.categories)
+        object.__setattr__(self, "cells", cells)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +256,23 @@ class Board:
     slot: int
     bit: int
     tournament: TournamentRules | None = None
+    is_max: bool = False  # a best value (win multiplier) rather than a sum (set below)
+    # Window indexes read when ``slot`` is -1: the values (summed, or the best multiplier
+    # of each category) and their times (set below from ``score`` and ``categories``).
+    value_cells: tuple[int, ...] = ()
+    time_cells: tuple[int, ...] = ()
 
-    @property
-    def is_max(self) -> bool:
-        """Whether the score is a best value rather than a sum."""
-        return self.score == "win_multiplier"
+    def __post_init__(self) -> None:
+        is_max = self.score == "win_multiplier"
+        values: tuple[int, ...]
+        if is_max:
+            values, times = (MULT,), MULT_AT
+        else:
+            values, times = _SUM_BLOCKS.get(self.score, ((), BET_AT))
+        cells = tuple(block + c for block in values for c in self.categories)
+        object.__setattr__(self, "is_max", is_max)
+        object.__setattr__(self, "value_cells", cells)
+        object.__setattr__(self, "time_cells", tuple(times + c for c in self.categories))
 
     def span(self, ts: int) -> Span:
         """The period event time ``ts`` falls in."""

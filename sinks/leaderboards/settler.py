@@ -70,17 +70,26 @@ class TournamentSettler:
         self._lookback = lookback_seconds
         self._version = version
         self._emitted: set[tuple[str, str]] = set()
+        # Per tournament, the watermark before which no further period can have ended:
+        # the set of ended periods only grows when the settlement horizon enters the next
+        # period, so the calls in between (one per item of the flow) return at once.
+        self._quiet_until: dict[str, int] = {}
 
     def due(self, watermark: int) -> list[Action]:
         """Prize actions of every period ended by ``watermark`` not yet emitted here."""
         actions: list[Action] = []
         for tournament in self._tournaments:
+            if watermark < self._quiet_until.get(tournament.id, watermark):
+                continue
             for period in ended_periods(tournament, watermark, self._lookback):
                 key = (tournament.id, period.id)
                 if key in self._emitted:
                     continue
                 actions.extend(self.settle(tournament, period))
                 self._emitted.add(key)
+            settle_after = tournament.tournament.settle_after if tournament.tournament else 0
+            current = tournament.calendar.span(watermark - settle_after)
+            self._quiet_until[tournament.id] = current.end + settle_after
         return actions
 
     def settle(self, tournament: Board, period: Span) -> list[Action]:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from operators.actions import Action, derive_action_id
 from operators.engine import PlayerShard
 from operators.gamification import GamificationRules, load_gamification
+from operators.gamification.periods import Calendar
 from sinks.leaderboards import MemoryLeaderboardStore, apply_scores
 from tests.support.scenario import Script, epoch
 from tests.unit.test_gamification_kit import bet, configure, named, replay
@@ -197,3 +198,26 @@ def test_one_rule_set_serves_several_worker_threads_at_once() -> None:
             assert together == alone
     finally:
         sys.setswitchinterval(interval)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    kind=st.sampled_from(["day", "week", "month"]),
+    zone_name=st.sampled_from(["UTC", "Europe/Malta", "America/Sao_Paulo", "Asia/Kolkata"]),
+    times=st.lists(st.integers(1_700_000_000, 1_800_000_000), min_size=1, max_size=60),
+)
+def test_a_calendar_answers_jumping_queries_as_a_fresh_one_would(
+    kind: str, zone_name: str, times: list[int]
+) -> None:
+    """The calendar remembers recent periods: queries that jump back and forth between
+    them (and onto their edges) get the period a calendar with no memory computes."""
+    remembering = Calendar(kind, zone_name)  # type: ignore[arg-type]
+    queries: list[int] = []
+    for t in times:
+        span = Calendar(kind, zone_name)._compute(t)  # type: ignore[arg-type]
+        queries += [t, span.start, span.end - 1, span.end, span.start - 1]
+    queries += times[::-1]
+    for ts in queries:
+        expected = Calendar(kind, zone_name)._compute(ts)  # type: ignore[arg-type]
+        assert remembering.span(ts) == expected
+        assert expected.start <= ts < expected.end

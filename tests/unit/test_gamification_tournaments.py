@@ -165,3 +165,19 @@ def test_a_tournament_without_scores_is_settled_with_nobody_paid(boards: dict[st
     end = board.span(T).end
     assert TournamentSettler(store, [board]).due(end + 300) == []
     assert store.settlement("race", "2026-W10") is not None
+
+
+
+def test_a_settler_asked_all_the_time_settles_at_the_first_watermark_past_settle_after(
+    boards: dict[str, Board],
+) -> None:
+    """The settler skips the calls between period ends; it must not skip the one that
+    matters (the race settles 300 s after its week ends), nor pay twice."""
+    board = boards["race"]
+    store = MemoryLeaderboardStore()
+    store.add("race", "2026-W10", "a", 500, "t1", at=T)
+    settler = TournamentSettler(store, [board])
+    end = board.span(T).end
+    asked = range(end - 86_400, end + 3_600, 7)
+    paid_at = [watermark for watermark in asked if settler.due(watermark)]
+    assert paid_at == [min(w for w in asked if w >= end + 300)]
