@@ -167,7 +167,6 @@ def test_a_tournament_without_scores_is_settled_with_nobody_paid(boards: dict[st
     assert store.settlement("race", "2026-W10") is not None
 
 
-
 def test_a_settler_asked_all_the_time_settles_at_the_first_watermark_past_settle_after(
     boards: dict[str, Board],
 ) -> None:
