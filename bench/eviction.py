@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 import orjson
 
 from bench.memory import rss_kib
+from bench.sessions import first_session, second_session
 from operators.engine import PlayerShard, shard_of
 from operators.eviction import ColdStore, Eviction, MemoryColdStore
 from pipeline.cli import tune_gc
@@ -61,87 +62,6 @@ SHARDS = 64
 BATCH = 2_000
 LATENESS = 60
 START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
-
-
-def _iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _first_session(index: int, ts: int) -> list[dict[str, Any]]:
-    pid = f"p{index:07d}"
-    out: list[dict[str, Any]] = [
-        {
-            "event_id": f"{pid}-r",
-            "type": "registration",
-            "player_id": pid,
-            "ts": _iso(ts),
-            "country": "DE",
-            "currency": "EUR",
-            "timezone": "Europe/Berlin",
-            "channel": "organic",
-            "consents": {"email": True, "sms": index % 2 == 0, "push": False, "in_app": True},
-            "locale": "de",
-            "birth_date": "1990-05-17",
-        },
-        {"event_id": f"{pid}-l", "type": "login", "player_id": pid, "ts": _iso(ts + 10)},
-        {
-            "event_id": f"{pid}-d",
-            "type": "deposit",
-            "player_id": pid,
-            "ts": _iso(ts + 20),
-            "amount": "25.00",
-            "currency": "EUR",
-        },
-    ]
-    return out + _rounds(pid, "a", ts + 30, ("slots", "slots", "live"))
-
-
-def _second_session(index: int, ts: int) -> list[dict[str, Any]]:
-    pid = f"p{index:07d}"
-    out: list[dict[str, Any]] = [
-        {"event_id": f"{pid}-l2", "type": "login", "player_id": pid, "ts": _iso(ts)},
-        {
-            "event_id": f"{pid}-d2",
-            "type": "deposit",
-            "player_id": pid,
-            "ts": _iso(ts + 10),
-            "amount": "40.00",
-            "currency": "EUR",
-        },
-    ]
-    return out + _rounds(pid, "b", ts + 20, ("live", "table"))
-
-
-def _rounds(pid: str, tag: str, ts: int, categories: tuple[str, ...]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for n, category in enumerate(categories):
-        round_id = f"{pid}-{tag}{n}"
-        at = _iso(ts + 20 * n)
-        out.append(
-            {
-                "event_id": f"{round_id}-b",
-                "type": "bet",
-                "player_id": pid,
-                "ts": at,
-                "round_id": round_id,
-                "amount": "1.50",
-                "currency": "EUR",
-                "game_id": "book_of_dead",
-                "game_category": category,
-            }
-        )
-        out.append(
-            {
-                "event_id": f"{round_id}-w",
-                "type": "win",
-                "player_id": pid,
-                "ts": at,
-                "round_id": round_id,
-                "amount": "0" if n % 2 else "3.00",
-                "currency": "EUR",
-            }
-        )
-    return out
 
 
 def population(players: int, days: int, returning: float, seed: int) -> Iterator[list[bytes]]:
@@ -161,14 +81,14 @@ def population(players: int, days: int, returning: float, seed: int) -> Iterator
     for index in range(players):
         at = int(START + index * step)
         while r < len(returns) and returns[r][0] <= at:
-            batch += [orjson.dumps(x) for x in _second_session(returns[r][1], returns[r][0])]
+            batch += [orjson.dumps(x) for x in second_session(returns[r][1], returns[r][0])]
             r += 1
-        batch += [orjson.dumps(x) for x in _first_session(index, at)]
+        batch += [orjson.dumps(x) for x in first_session(index, at)]
         if len(batch) >= BATCH:
             yield batch
             batch = []
     for back, index in returns[r:]:
-        batch += [orjson.dumps(x) for x in _second_session(index, back)]
+        batch += [orjson.dumps(x) for x in second_session(index, back)]
     if batch:
         yield batch
 

@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.throughput import _player_records
+from bench.throughput import player_records
 from operators.engine import PlayerShard, shard_of
 from pipeline.cli import tune_gc
 from pipeline.decode import decode_batch
@@ -39,7 +39,7 @@ def fold(players: int) -> tuple[float, int]:
     before = rss_kib()
     shards = [PlayerShard() for _ in range(64)]
     for first in range(0, players, 500):
-        records = [r for i in range(first, min(first + 500, players)) for r in _player_records(i)]
+        records = [r for i in range(first, min(first + 500, players)) for r in player_records(i)]
         batch = decode_batch(RawBatch("bench", records, list(range(len(records)))))
         parts: list[list[tuple[int, object]]] = [[] for _ in shards]
         for pair in batch.events:

@@ -198,6 +198,10 @@ def decide(
 
 def to_action(intent: Intent, decision: str, **changes: Any) -> Action:
     """An intent as a decided action (the action id derives from its occurrence)."""
+    event_at = epoch_to_datetime(intent.event_at)
+    decided_at = (
+        event_at if intent.decided_at == intent.event_at else epoch_to_datetime(intent.decided_at)
+    )
     return Action(
         action_id=derive_action_id(intent.campaign_id, intent.player_id, intent.occurrence),
         campaign_id=intent.campaign_id,
@@ -207,8 +211,8 @@ def to_action(intent: Intent, decision: str, **changes: Any) -> Action:
         payload=intent.payload,
         event_id=intent.event_id,
         decision=decision,
-        event_at=epoch_to_datetime(intent.event_at),
-        decided_at=epoch_to_datetime(intent.decided_at),
+        event_at=event_at,
+        decided_at=decided_at,
         priority=intent.priority,
         campaign_version=intent.version,
         variant=intent.variant,

@@ -30,12 +30,12 @@ from sinks.http import HttpProviderSettings, PushSink, SmsSettings, SmsSink
 from sinks.stores import StoreUnavailable
 from sinks.stores.memory import memory_stores
 from sinks.stores.redis import connect, redis_stores
-from tests.integration.test_email_sink import Mailbox, SmtpServers
 from tests.support.campaign_config import rules_for
 from tests.support.fault_helpers import wait_until
 from tests.support.fault_servers import RedisServer
 from tests.support.providers import Providers
 from tests.support.scenario import Script
+from tests.support.smtp import Mailbox, SmtpServers
 
 pytestmark = pytest.mark.integration
 
