@@ -80,11 +80,14 @@ def start(mission: Mission, emit: Emitter, turn: Turn) -> MissionRun:
 
 def assign(program: Program, emit: Emitter, turn: Turn) -> None:
     """Start (automatic) or offer (opt-in) the missions the player qualifies for now."""
-    gs = turn.gam
-    gs.assign_at = calendar("day", turn.zone_name).span(turn.now).end
+    gs, now, zone_name = turn.gam, turn.now, turn.zone_name
+    gs.assign_at = calendar("day", zone_name).span(now).end
     for mission in program.missions:
-        key, _ = instance(mission, turn.zone_name, turn.now)
         logged = gs.mission_log.get(mission.id) if gs.mission_log else None
+        if mission.recurrence is None:
+            key = "once"
+        else:
+            key = calendar(mission.recurrence, zone_name).span(now).id
         if logged == STARTED + key or (not mission.automatic and logged == OFFERED + key):
             continue
         if mission.segment is not None and not mission.segment.evaluate(turn):
