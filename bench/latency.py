@@ -182,15 +182,36 @@ class Produced:
         return len(self.at) / (self.ended - self.started)
 
 
+def _restamp(record: bytes, ts: str) -> bytes:
+    """The record with its event time replaced (the text between ``"ts":"`` and ``"``)."""
+    start = record.index(b'"ts":"') + 6
+    end = record.index(b'"', start)
+    return record[:start] + ts.encode() + record[end:]
+
+
 def _paced_producer(
-    brokers: str, topic: str, *, rate: float, seconds: float, seed: int, ready: Path
+    brokers: str,
+    topic: str,
+    *,
+    rate: float,
+    seconds: float,
+    seed: int,
+    ready: Path,
+    clock: str = "simulated",
 ) -> Produced:
-    """Child process: produce ``rate`` x ``seconds`` simulated events at a fixed rate."""
+    """Child process: produce ``rate`` x ``seconds`` simulated events at a fixed rate.
+
+    ``clock``: ``simulated`` keeps the simulator's event times, so the run replays weeks
+    of event time in seconds and every daily and weekly deadline of every player falls
+    due during it; ``wall`` stamps each event with the time it is produced, as a live
+    casino's firehose is (the players, their order and what they do are the same).
+    """
     count = int(rate * seconds)
     records = []
     for record in simulate(SimulatorConfig(seed=seed, events=count)):
         event = orjson.loads(record)
         records.append((event["player_id"].encode(), record, event["event_id"]))
+    restamp = clock == "wall"
     producer = Producer(kafka_producer_config(brokers, {"linger.ms": "1"}))
     producer.list_topics(timeout=10)  # an idempotent producer starts slowly without it
     deadline = time.monotonic() + 120
@@ -205,7 +226,9 @@ def _paced_producer(
     while sent < count:
         now = time.time()
         due = min(count, int((now - started) * rate) + 1)
-        for key, value, event_id in records[sent:due]:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        for key, record, event_id in records[sent:due]:
+            value = _restamp(record, stamp) if restamp else record
             while True:
                 try:
                     produce(topic, value, key)
@@ -234,6 +257,7 @@ class LatencyRun:
     """One run's figures: latencies in seconds, ascending."""
 
     target_rate: float
+    clock: str
     produced_rate: float
     to_log: list[float]
     to_delivery: list[float]
@@ -262,8 +286,10 @@ def measure(
     *,
     seed: int = 7,
     warmup: float = 2.0,
+    clock: str = "simulated",
 ) -> LatencyRun:
-    """Run the live job with events produced at ``rate`` for ``seconds``.
+    """Run the live job with events produced at ``rate`` for ``seconds``, their event
+    times as simulated or the wall clock's (``clock``: see ``_paced_producer``).
 
     ``spec.topic`` must exist and be empty: the job reads it from the beginning.
     """
@@ -282,12 +308,14 @@ def measure(
             seconds=seconds,
             seed=seed,
             ready=ready,
+            clock=clock,
         )
         produced: Produced = producer.result()
         stop.touch()
         logged, deliveries, run = job.result()
     return LatencyRun(
         rate,
+        clock,
         produced.rate,
         _latencies(logged, produced, warmup),
         _latencies(deliveries, produced, warmup),
