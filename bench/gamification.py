@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/gamification.py [--events N] [--rounds R] [--confi
 
 The simulator's firehose is decoded once; then, alternating R times in one process, the
 same pre-decoded events are folded through a fresh ``PlayerShard(rules=[])`` and through a
-fresh ``PlayerShard(rules=[load_gamification(config)])``, in batches of 2000 with the
+fresh ``PlayerShard(rules=[load_gamification(config, templates)])``, in batches of 2000 with the
 watermark at each batch's newest event minus 60 s, then to the end of time (every window
 flushed, every mission expired). It prints the medians (events/s, process CPU time, as
 the machine may be shared), the slowdown, what the rule set emitted, and the state it
@@ -117,7 +117,7 @@ def main() -> None:
 
     batches = decoded(args.events, args.seed)
     count = sum(len(events) for _, events in batches)
-    rules = load_gamification(args.config)
+    rules = load_gamification(args.config, args.config.parent / "templates")
     print(f"{count:,} events decoded; gamification config {args.config} ({rules.version})")
     plain: list[tuple[float, float]] = []
     gamified: list[tuple[float, float]] = []
@@ -171,7 +171,7 @@ def breakdown(batches: Batches, config: Path, rounds: int) -> None:
             if stem not in files:
                 continue
             shutil.copy(files[stem], Path(tmp) / files[stem].name)
-            rules = load_gamification(Path(tmp))
+            rules = load_gamification(Path(tmp), config.parent / "templates")
             ratios, emitted = [], 0
             for _ in range(rounds):
                 _, plain, _, _ = fold(batches, [])

@@ -92,7 +92,7 @@ def variants(tmp: Path) -> dict[str, Path | None]:
     config = REPO / "config"
     parts = {
         "campaigns": ("campaigns", "templates"),
-        "gamification": ("gamification",),
+        "gamification": ("gamification", "templates"),
         "full starter pack": ("campaigns", "templates", "gamification", "guards.yaml"),
     }
     out: dict[str, Path | None] = {"no config (first triggers)": None}

@@ -82,7 +82,7 @@ def _optional_rule_sets(config_dir: Path, problems: list[str]) -> list[RuleSet]:
             problems.append(str(exc))
     if (config_dir / "gamification").is_dir():
         try:
-            found.append(load_gamification(config_dir / "gamification"))
+            found.append(load_gamification(config_dir / "gamification", config_dir / "templates"))
         except GamificationConfigError as exc:
             problems.append(str(exc))
     return found

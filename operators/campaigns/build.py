@@ -48,6 +48,7 @@ from operators.campaigns.templates import Template, TemplateStore, render_proble
 from operators.campaigns.timing import Schedule
 from operators.expressions import ExpressionError, Schema, compile_condition, compile_expression
 from operators.expressions_types import suggest
+from operators.gamification.messages import sample_view as gamification_sample
 from pipeline.events import EVENT_TYPES
 
 __all__ = ["Builder"]
@@ -459,7 +460,7 @@ class Builder:
         ]
         for sample in samples:
             union |= reward_view(CompiledReward.of(sample), state, now, amount=1, basis=1)
-        return message_context(
+        context = message_context(
             state,
             now,
             campaign_id="sample",
@@ -468,3 +469,6 @@ class Builder:
             reward=union,
             journey_step="sample",
         )
+        # Gamification messages' templates live here too (operators.gamification.messages).
+        context["gamification"] = gamification_sample()
+        return context

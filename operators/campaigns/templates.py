@@ -9,7 +9,8 @@
 Every text is a Jinja2 template compiled once, at load, in a sandbox with
 ``StrictUndefined``: a template reads ``player``, ``reward``, ``campaign`` (and
 ``journey`` in journeys), and naming anything else is an error when the loader renders
-each template against a sample context.
+each template against a sample context. A gamification message's template reads
+``player``, ``reward`` and ``gamification`` (:mod:`operators.gamification.messages`).
 
 An email body is converted from Markdown to HTML once, at load, with its Jinja tags
 shielded: the result is an HTML template rendered with autoescaping. Sending an email is
@@ -104,7 +105,7 @@ def markdown_to_html_template(source: str) -> str:
 
 
 _SEPARATOR: Final = "\x1e"  # joins a template's parts into one render
-_ROOTS: Final = frozenset({"player", "reward", "campaign", "journey"})
+_ROOTS: Final = frozenset({"player", "reward", "campaign", "journey", "gamification"})
 _CACHE_SIZE: Final = 4096  # rendered messages kept per template
 Path_ = tuple[str, ...]
 

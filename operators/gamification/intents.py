@@ -18,7 +18,9 @@ from __future__ import annotations
 from typing import Any
 
 from operators.actions import ActionKind
+from operators.campaigns.templates import TemplateStore
 from operators.gamification.context import Turn
+from operators.gamification.messages import DEFAULT_LOCALE, render
 from operators.gamification.program import MessageSpec, RewardSpec
 from operators.rules import Intent
 
@@ -27,13 +29,21 @@ WALLET = "wallet"
 
 
 class Emitter:
-    """Builds the intents of one program version; appends them to the turn's ``out``."""
+    """Builds the intents of one program version; appends them to the turn's ``out``.
 
-    __slots__ = ("base_currency", "version")
+    With ``templates``, messages are rendered (:mod:`operators.gamification.messages`);
+    without (a program loaded on its own, in unit tests), they carry the template id and
+    the event's fields only.
+    """
 
-    def __init__(self, version: str, base_currency: str) -> None:
+    __slots__ = ("base_currency", "templates", "version")
+
+    def __init__(
+        self, version: str, base_currency: str, templates: TemplateStore | None = None
+    ) -> None:
         self.version = version
         self.base_currency = base_currency
+        self.templates = templates
 
     def event(self, turn: Turn, campaign_id: str, occurrence: str, payload: dict[str, Any]) -> None:
         """A gamification event (``payload["event"]`` names it), decided at ``turn.now``."""
@@ -74,13 +84,30 @@ class Emitter:
         occurrence: str,
         message: MessageSpec,
         detail: dict[str, Any],
+        *,
+        event: str = "",
+        reward: RewardSpec | None = None,
     ) -> None:
-        """A templated message in the player's locale (occurrence suffixed ``:message``)."""
-        payload: dict[str, Any] = {
-            "template_id": message.template_id,
-            "locale": turn.state.locale or "en",
-            **detail,
-        }
+        """A templated message in the player's locale (occurrence suffixed ``:message``),
+        about ``event`` (its fields in ``detail``) and the ``reward`` paid with it."""
+        payload: dict[str, Any]
+        if self.templates is not None:
+            payload = render(
+                self.templates,
+                message,
+                state=turn.state,
+                now=turn.now,
+                event=event,
+                detail=detail,
+                reward=reward,
+            )
+            payload.update(detail)
+        else:
+            payload = {
+                "template_id": message.template_id,
+                "locale": turn.state.locale or DEFAULT_LOCALE,
+                **detail,
+            }
         turn.out.append(
             Intent(
                 campaign_id,
@@ -112,7 +139,8 @@ class Emitter:
             self.reward(turn, campaign_id, occurrence, reward)
         if message is not None:
             detail = {key: value for key, value in payload.items() if key != "event"}
-            self.message(turn, campaign_id, occurrence, message, detail)
+            event = str(payload.get("event", ""))
+            self.message(turn, campaign_id, occurrence, message, detail, event=event, reward=reward)
 
 
 def reward_intent(

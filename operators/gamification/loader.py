@@ -10,14 +10,17 @@ intent so the action log says which configuration decided it.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 from pydantic import ValidationError
 
+from operators.campaigns.templates import load_templates
 from operators.gamification.compile import Compiler
 from operators.gamification.config import GamificationFile
 from operators.gamification.errors import GamificationConfigError, describe_validation_error
+from operators.gamification.messages import check_messages
 from operators.gamification.program import Program
 from operators.gamification.rules import GamificationRules
 
@@ -74,13 +77,31 @@ def compile_program(path: Path) -> Program:
     return program
 
 
-def load_gamification(config_dir: Path) -> GamificationRules:
-    """The gamification rule set configured in ``config_dir`` (``config/gamification``).
+def load_gamification(config_dir: Path, templates_dir: Path | None = None) -> GamificationRules:
+    """The gamification rule set configured in ``config_dir`` (``config/gamification``),
+    its messages rendered with the templates in ``templates_dir`` (``config/templates``)
+    if given, else sent unrendered (template id and the event's fields).
 
     Raises :class:`GamificationConfigError` listing every problem, each with its file,
-    its path in the file and what is wrong.
+    its path in the file and what is wrong (a message whose template is missing or does
+    not render included).
     """
-    return GamificationRules(compile_program(config_dir))
+    program = compile_program(config_dir)
+    if templates_dir is not None:
+        program = with_templates(program, templates_dir, str(config_dir))
+    return GamificationRules(program)
+
+
+def with_templates(program: Program, templates_dir: Path, where: str = "") -> Program:
+    """``program`` rendering its messages with ``templates_dir``'s templates; raises
+    GamificationConfigError if one of its messages has no template or does not render
+    (each problem prefixed with ``where``, the configuration's directory)."""
+    # Problems of the template files themselves are the campaign loader's to report.
+    templates, _ = load_templates(templates_dir, str)
+    problems = check_messages(program, templates)
+    if problems:
+        raise GamificationConfigError([f"{where}: {p}" if where else p for p in problems])
+    return replace(program, templates=templates)
 
 
 def check_gamification(path: Path) -> list[str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from operators.campaigns.templates import TemplateStore
 from operators.expressions import Condition
 from operators.gamification.periods import Calendar, PeriodKind, Span
 from operators.gamification.state import BET_AT, BETS, BONUS, MULT, MULT_AT, REAL, WIN_AT, WINS
@@ -295,6 +296,7 @@ class Program:
     layout: str = ""  # identifies which rule owns which window slot
     track_rounds: bool = False  # remember open rounds' stakes (for win-based rules)
     sources: tuple[str, ...] = field(default_factory=tuple)
+    templates: TemplateStore | None = None  # messages are rendered with these, if set
 
     @property
     def tournaments(self) -> tuple[Board, ...]:
