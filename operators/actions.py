@@ -18,6 +18,7 @@ import hashlib
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict
 
 
@@ -81,8 +82,17 @@ class Action(BaseModel):
     defer_when_capped: int = 0  # seconds: a capped action waits and retries (campaign)
 
     def to_json(self) -> bytes:
-        """Compact JSON with keys in declaration order: byte-stable across runs."""
-        return self.model_dump_json().encode()
+        """Compact JSON with keys in declaration order: byte-stable across runs.
+
+        orjson over the fields, the bytes pydantic's ``model_dump_json`` gives (times in
+        UTC with ``Z``), about a quarter of its cost; pydantic for what orjson refuses (an
+        integer beyond 64 bits in a payload). ``tests/unit/test_actions.py`` checks both
+        give the same bytes.
+        """
+        try:
+            return orjson.dumps(self.__dict__, option=orjson.OPT_UTC_Z)
+        except TypeError:
+            return self.model_dump_json().encode()
 
 
 def epoch_to_datetime(seconds: float) -> dt.datetime:

@@ -68,9 +68,28 @@ class ShardOutput:
     of a bounded run the players' rows.
     """
 
-    actions: list[Action]
+    actions: list[Action]  # to the guards: messages and rewards
     watermark: int | None = None
     rows: PlayerRows | None = None
+    scores: list[Action] = field(default_factory=list)  # to the leaderboards
+    records: list[Action] = field(default_factory=list)  # gamification records: to the log
+
+    @classmethod
+    def of(
+        cls, actions: list[Action], watermark: int | None = None, rows: PlayerRows | None = None
+    ) -> ShardOutput:
+        """The call's actions sorted once by where they go, each list in decided order."""
+        deliverable: list[Action] = []
+        scores: list[Action] = []
+        records: list[Action] = []
+        for action in actions:
+            if action.kind is not ActionKind.GAMIFICATION:
+                deliverable.append(action)
+            elif is_score(action):
+                scores.append(action)
+            else:
+                records.append(action)
+        return cls(deliverable, watermark, rows, scores, records)
 
 
 @dataclass(frozen=True)
@@ -149,7 +168,7 @@ class ShardLogic(StatefulLogic[ShardItem, ShardOutput, ShardSnapshot]):
             watermark = self._ticked = self._shard.watermark
         if not actions and watermark is None and rows is None:
             return []
-        return [ShardOutput(actions, watermark, rows)]
+        return [ShardOutput.of(actions, watermark, rows)]
 
     def _account(self, actions: list[Action], read_at: float) -> None:
         metrics = self._metrics
@@ -210,11 +229,6 @@ class ShardLogic(StatefulLogic[ShardItem, ShardOutput, ShardSnapshot]):
 
     def snapshot(self) -> ShardSnapshot:
         return self._shard, self._clock.snapshot()
-
-
-def _deliverable(action: Action) -> bool:
-    """Whether an action goes to a player (a message or reward), not only to the log."""
-    return action.kind is not ActionKind.GAMIFICATION and not is_score(action)
 
 
 def _player_columns(rule_sets: Any) -> list[Callable[[Any], dict[str, Any]]]:
@@ -411,14 +425,14 @@ def build_flow(
 
     def to_boards(kv: tuple[str, ShardOutput]) -> tuple[str, BoardItem] | None:
         shard, out = kv
-        scores = [a for a in out.actions if is_score(a)]
+        scores = out.scores
         if not scores and out.watermark is None:
             return None
         return "leaderboards", (shard, scores, out.watermark)
 
     def to_guards(kv: tuple[str, ShardOutput]) -> tuple[str, ShardOutput] | None:
         shard, out = kv
-        deliverable = [a for a in out.actions if _deliverable(a)]
+        deliverable = out.actions
         if not deliverable and out.watermark is None:
             return None
         return shard, ShardOutput(deliverable, out.watermark)
@@ -426,8 +440,7 @@ def build_flow(
     def records(kv: tuple[str, ShardOutput]) -> list[Action] | None:
         # Gamification records (points awarded, mission progress...) are logged, not
         # delivered: nothing to dedup, cap or budget, so they skip the guards.
-        logged = [a for a in kv[1].actions if not _deliverable(a) and not is_score(a)]
-        return logged or None
+        return kv[1].records or None
 
     boards = op.stateful(
         "leaderboards",

@@ -1,0 +1,67 @@
+"""The action log's JSON: the same bytes as pydantic's serializer, whatever the payload."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from operators.actions import Action, ActionKind
+
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)  # beyond 64 bits: orjson refuses, pydantic takes over
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
+PAYLOADS = st.dictionaries(
+    st.text(max_size=10),
+    st.recursive(
+        JSON_LEAVES,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+        max_leaves=8,
+    ),
+    max_size=5,
+)
+TIMES = st.datetimes(
+    min_value=dt.datetime(1970, 1, 2), max_value=dt.datetime(2100, 1, 1), timezones=st.just(dt.UTC)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    payload=PAYLOADS,
+    kind=st.sampled_from(list(ActionKind)),
+    times=st.tuples(TIMES, TIMES, st.none() | TIMES),
+    texts=st.lists(st.text(), min_size=4, max_size=4),
+    numbers=st.tuples(st.integers(-(2**31), 2**31), st.integers(0, 2**62)),
+)
+def test_to_json_is_the_bytes_pydantic_gives(
+    payload: dict[str, Any],
+    kind: ActionKind,
+    times: tuple[dt.datetime, dt.datetime, dt.datetime | None],
+    texts: list[str],
+    numbers: tuple[int, int],
+) -> None:
+    action = Action(
+        action_id="a-1",
+        campaign_id=texts[0],
+        player_id=texts[1],
+        kind=kind,
+        channel="email",
+        payload=payload,
+        event_id=texts[2],
+        decision="sent",
+        event_at=times[0],
+        decided_at=times[1],
+        delivered_at=times[2],
+        priority=numbers[0],
+        cost=numbers[1],
+        detail=texts[3],
+    )
+    assert action.to_json() == action.model_dump_json().encode()
+    copied = action.model_copy(update={"decision": "failed", "detail": texts[0]})
+    assert copied.to_json() == copied.model_dump_json().encode()
