@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 from bytewax.dataflow import Dataflow
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
@@ -26,8 +27,9 @@ from pipeline.outputs import JsonlSink, PlayersParquetSink
 from pipeline.rulebook import ConfigError, RuleBook, load_rules
 from pipeline.services import board_names, build_eviction, build_services, serve_boards
 from pipeline.settings import Settings, SettingsError, load_settings
-from pipeline.simulator import SimulatorConfig, write_jsonl
+from pipeline.simulator import SimulatorConfig, simulate, write_jsonl
 from pipeline.sources import JsonlSource, SimulatorSource
+from sinks.contacts import Contacts, RedisContactDirectory
 from sinks.leaderboards.redis import RedisLeaderboardStore
 from sinks.stores.redis import connect
 
@@ -279,6 +281,12 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     config = SimulatorConfig(seed=args.seed, events=args.events, poison_rate=args.poison_rate)
+    if args.contacts:
+        if settings.redis_url is None:
+            print("pitboss: --contacts writes to Redis: set redis_url", file=sys.stderr)
+            return 2
+        seeded = seed_contacts(config, settings.redis_url, settings.redis_prefix)
+        print(f"wrote demo contacts of {seeded:,} players to Redis")
     if args.out is not None:
         count = write_jsonl(args.out, config)
         print(f"wrote {count:,} events to {args.out}")
@@ -292,6 +300,36 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     close()
     print(f"produced {count:,} events to {args.topic}")
     return 0
+
+
+def seed_contacts(config: SimulatorConfig, redis_url: str, prefix: str) -> int:
+    """Write a contact hash for every player the simulator registers (reserved example
+    addresses, test numbers, fake tokens), as the operator's CRM sync would; how many."""
+    client = connect(redis_url, socket_timeout=5.0, retries=3)
+    directory = RedisContactDirectory(client, prefix)
+    batch: dict[str, Contacts] = {}
+    seeded = 0
+    try:
+        for record in simulate(config):
+            if b'"type":"registration"' not in record:
+                continue
+            player_id = str(orjson.loads(record)["player_id"])
+            digits = "".join(c for c in player_id if c.isdigit()).rjust(7, "0")[-7:]
+            batch[player_id] = Contacts(
+                email=f"{player_id}@players.example.com",
+                phone=f"+1555{digits}",
+                push_token=f"demo-{player_id}",
+            )
+            if len(batch) == 500:
+                directory.put_many(batch)
+                seeded += len(batch)
+                batch.clear()
+        if batch:
+            directory.put_many(batch)
+            seeded += len(batch)
+    finally:
+        client.close()
+    return seeded
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -339,6 +377,12 @@ def _parser() -> argparse.ArgumentParser:
     simulate.add_argument("--topic", default="casino.events")
     simulate.add_argument("--partitions", type=int, default=8)
     simulate.add_argument("--retention-ms", type=int, default=7 * 86_400_000)
+    simulate.add_argument(
+        "--contacts",
+        action="store_true",
+        help="also write every simulated player's contact hash to Redis (redis_url), so "
+        "e-mail, SMS and push reach the demo's providers",
+    )
     simulate.set_defaults(handler=cmd_simulate)
     return parser
 

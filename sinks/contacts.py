@@ -111,6 +111,17 @@ class RedisContactDirectory(RedisStore):
         raw: dict[Any, Any] = self._run("contact lookup", lambda: self._client.hgetall(key))
         return Contacts.of(**{_text(name): _text(value) for name, value in raw.items()})
 
+    def put_many(self, contacts: Mapping[str, Contacts]) -> None:
+        """Replace these players' hashes in one round trip, as a CRM sync would (the
+        simulator's ``--contacts`` seeds a demo this way)."""
+        pipe = self._client.pipeline(transaction=False)
+        for player_id, found in contacts.items():
+            key = self.key(player_id)
+            fields = {name: getattr(found, name) for name in CONTACT_FIELDS}
+            pipe.delete(key)
+            pipe.hset(key, mapping={k: v for k, v in fields.items() if v is not None})
+        self._run("contact write", pipe.execute)
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
