@@ -30,7 +30,7 @@ from operators.guards import GuardConfig
 from operators.player_state import player_row
 from operators.triggers import TriggerSettings
 from pipeline.clock import NEVER, EventClock
-from pipeline.decode import DeadLetter, DecodedBatch, decode_batch
+from pipeline.decode import DeadLetter, DecodedBatch, EventSlice, decode_batch
 from pipeline.delivery import (
     DeferredCaps,
     DeliveryStage,
@@ -330,9 +330,9 @@ def _splitter(shards: int) -> Callable[[DecodedBatch], list[tuple[str, ShardItem
     told: dict[str, int] = {}  # source -> the high mark every shard has seen
 
     def split(decoded: DecodedBatch) -> list[tuple[str, ShardItem]]:
-        parts: list[list[tuple[int, Event]]] = [[] for _ in keys]
-        for pair in decoded.events:
-            parts[shard_of(pair[1].player_id, shards)].append(pair)
+        parts = [EventSlice() for _ in keys]
+        for pair, raw in zip(decoded.events, decoded.raws, strict=True):
+            parts[shard_of(pair[1].player_id, shards)].add(pair, raw)
         source, high, read_at = decoded.source, decoded.high_mark, decoded.read_at
         if high is None or high <= told.get(source, NEVER):
             return [

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from decimal import Decimal
 
 import pytest
 
-from pipeline.decode import decode_batch
+from pipeline.decode import EventSlice, decode_batch
 from pipeline.records import RawBatch
+from pipeline.simulator import SimulatorConfig, simulate
 
 BET = (
     b'{"event_id":"e1","type":"bet","player_id":"p1","ts":"2026-01-05T10:00:00+02:00",'
@@ -79,3 +81,22 @@ def test_dead_letter_reasons_carry_no_field_values() -> None:
     raw = BET.replace(b'"amount":"1.2345"', b'"amount":"alice@example.com"') + b"}"
     result = decode_one(raw)
     assert result is not None and "alice" not in result[1]
+
+
+def test_a_shard_slice_crosses_processes_as_its_records_and_decodes_to_the_same_events() -> None:
+    """Pickled (as Bytewax does for another process), a slice carries raw records, not
+    pydantic models, and unpickles to equal events with their times, in order."""
+    records = list(simulate(SimulatorConfig(seed=3, events=3_000, poison_rate=0.02)))
+    decoded = decode_batch(RawBatch("t/0", records, list(range(len(records)))))
+    assert decoded.dead_letters  # the poison stays behind: only good records travel
+    assert len(decoded.raws) == len(decoded.events)
+    part = EventSlice()
+    for pair, raw in zip(decoded.events, decoded.raws, strict=True):
+        part.add(pair, raw)
+    data = pickle.dumps(part, protocol=5)
+    assert len(data) < sum(len(raw) for raw in part.raws) + 64 * len(part)
+    back = pickle.loads(data)
+    assert type(back) is EventSlice
+    assert list(back) == list(part)
+    assert back.raws == part.raws
+    assert pickle.loads(pickle.dumps(EventSlice())) == []
