@@ -326,7 +326,7 @@ def main() -> None:
     )
     parser.add_argument("--events", type=int, default=300_000, help="events in the topic")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved throughput rounds")
-    parser.add_argument("--latency-rounds", type=int, default=3)
+    parser.add_argument("--latency-rounds", type=int, default=3, help="0: none")
     parser.add_argument("--latency-seconds", type=float, default=15.0, help="per latency run")
     parser.add_argument("--latency-share", type=float, default=0.5, help="of the maximum rate")
     parser.add_argument(
@@ -427,6 +427,8 @@ def main() -> None:
             args.rounds,
         )
     for clock, clock_runs in runs.items():
+        if not clock_runs:  # --latency-rounds 0
+            continue
         print_table(
             f"Latency, live job at {args.latency_share:.0%} of the full pack's median rate "
             f"({live_rate:,.0f} events/s), {args.latency_seconds:.0f} s per run, event "
