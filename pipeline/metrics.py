@@ -18,6 +18,24 @@ from operators.actions import Action
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class _ShardSum:
+    """A gauge that reads the sum of what each shard last reported (shards report from
+    several worker threads; the scrape reads under the same lock)."""
+
+    def __init__(self, gauge: Gauge) -> None:
+        self._by_shard: dict[str, int] = {}
+        self._lock = threading.Lock()
+        gauge.set_function(self._total)
+
+    def set(self, shard: str, count: int) -> None:
+        with self._lock:
+            self._by_shard[shard] = count
+
+    def _total(self) -> float:
+        with self._lock:
+            return float(sum(self._by_shard.values()))
+
+
 class Metrics:
     """Every metric the job exports."""
 
@@ -144,19 +162,8 @@ class Metrics:
             "Evicted players brought back from the cold store (an event or deadline of theirs)",
             registry=r,
         )
-        self._players_by_shard: dict[str, int] = {}
-        self._cold_by_shard: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self.players.set_function(self._players_total)
-        self.players_cold.set_function(self._cold_total)
-
-    def _players_total(self) -> float:
-        with self._lock:
-            return float(sum(self._players_by_shard.values()))
-
-    def _cold_total(self) -> float:
-        with self._lock:
-            return float(sum(self._cold_by_shard.values()))
+        self._resident = _ShardSum(self.players)
+        self._cold = _ShardSum(self.players_cold)
 
     def eviction_observer(self, shard: str) -> ShardEvictionMetrics:
         """What one shard reports about eviction (``operators.eviction.EvictionObserver``)."""
@@ -164,13 +171,11 @@ class Metrics:
 
     def set_cold_players(self, shard: str, count: int) -> None:
         """Record how many evicted players a shard holds."""
-        with self._lock:
-            self._cold_by_shard[shard] = count
+        self._cold.set(shard, count)
 
     def set_players(self, shard: str, count: int) -> None:
         """Record how many players a shard holds (shards report independently)."""
-        with self._lock:
-            self._players_by_shard[shard] = count
+        self._resident.set(shard, count)
 
     def count_actions(self, actions: Iterable[Action], read_at: float, now: float) -> None:
         """Count decided actions and their latency since their batch was read."""
