@@ -127,3 +127,21 @@ def test_the_starter_pack_renders_every_gamification_message() -> None:
     rules = load_rules(REPO / "config", TriggerSettings())
     (gamification,) = [r for r in rules.rule_sets if type(r).__name__ == "GamificationRules"]
     assert gamification.program.templates is not None
+
+
+def test_a_template_failing_on_a_real_players_data_marks_the_message_not_the_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sample player has a birth date, so this renders at load; p1 has none."""
+    gamification, templates = config(
+        tmp_path,
+        **{"email/level_up.en.md": LEVEL_UP_EN.replace("points.", "points, {{ player.age + 1 }}.")},
+    )
+    rules = load_gamification(gamification, templates)
+    s = Script().register("p1").after(minutes=1)
+    bet(s, "p1", "12.00").after(minutes=1).add("logout", "p1")
+    (message,) = by_kind(replay(rules, s), "message")
+    assert "rendered" not in message.payload
+    assert message.payload["template_id"] == "level_up"
+    assert "error" in message.payload and message.payload["level"] == "silver"
+    assert "template level_up failed" in caplog.text
