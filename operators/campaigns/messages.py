@@ -31,6 +31,7 @@ __all__ = [
     "player_view",
     "render",
     "sample_state",
+    "template_payload",
 ]
 
 
@@ -185,10 +186,32 @@ def render(
     context: dict[str, Any],
 ) -> dict[str, Any]:
     """The message payload: template id, locale, rendered content (and a deep link)."""
-    template = templates.pick(channel, message.template, state.locale, default_locale)
+    return template_payload(
+        templates,
+        channel,
+        message.template,
+        locale=state.locale,
+        default_locale=default_locale,
+        context=context,
+    )
+
+
+def template_payload(
+    templates: TemplateStore,
+    channel: str,
+    template_id: str,
+    *,
+    locale: str | None,
+    default_locale: str,
+    context: dict[str, Any],
+) -> dict[str, Any]:
+    """A message payload rendered from ``template_id`` in ``locale`` (else the default):
+    template id, locale, rendered content (and a deep link). Campaign and gamification
+    messages both come through here."""
+    template = templates.pick(channel, template_id, locale, default_locale)
     rendered, link = template.render(context)
     payload: dict[str, Any] = {
-        "template_id": message.template,
+        "template_id": template_id,
         "locale": template.locale,
         "rendered": rendered,
     }

@@ -25,7 +25,7 @@ from typing import Any
 
 import jinja2
 
-from operators.campaigns.messages import player_view, sample_state
+from operators.campaigns.messages import player_view, sample_state, template_payload
 from operators.campaigns.templates import TemplateStore
 from operators.gamification.program import MessageSpec, Program, RewardSpec
 from operators.player_state import PlayerState
@@ -96,6 +96,17 @@ def sample_view() -> dict[str, Any]:
     return gamification_view("level_up", union)
 
 
+def _context(
+    state: PlayerState, now: int, event: str, detail: dict[str, Any], reward: RewardSpec | None
+) -> dict[str, Any]:
+    """What a gamification message's template reads (see the module docstring)."""
+    return {
+        "player": player_view(state, now),
+        "gamification": gamification_view(event, detail),
+        "reward": reward_view(reward),
+    }
+
+
 def render(
     templates: TemplateStore,
     message: MessageSpec,
@@ -108,21 +119,15 @@ def render(
     default_locale: str = DEFAULT_LOCALE,
 ) -> dict[str, Any]:
     """The message's payload: template id, locale, rendered content (and a deep link)."""
-    template = templates.pick(message.channel, message.template_id, state.locale, default_locale)
-    context = {
-        "player": player_view(state, now),
-        "gamification": gamification_view(event, detail),
-        "reward": reward_view(reward),
-    }
-    rendered, link = template.render(context)
-    payload: dict[str, Any] = {
-        "template_id": message.template_id,
-        "locale": template.locale,
-        "rendered": rendered,
-    }
-    if link is not None:
-        payload["deep_link"] = link
-    return payload
+    context = _context(state, now, event, detail, reward)
+    return template_payload(
+        templates,
+        message.channel,
+        message.template_id,
+        locale=state.locale,
+        default_locale=default_locale,
+        context=context,
+    )
 
 
 def _usages(program: Program) -> Iterator[tuple[str, str, MessageSpec, RewardSpec | None]]:
@@ -171,11 +176,7 @@ def check_messages(
                 f"{where}: template {template_id!r} for {channel} has no {default_locale!r} "
                 f"version (the default locale); found {', '.join(sorted(locales))}"
             )
-        context = {
-            "player": player_view(state, state.last_seen),
-            "gamification": gamification_view(event, FIELDS[event]),
-            "reward": reward_view(reward),
-        }
+        context = _context(state, state.last_seen, event, FIELDS[event], reward)
         for locale, template in sorted(locales.items()):
             try:
                 template.render(context)
