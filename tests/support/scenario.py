@@ -122,3 +122,33 @@ def by_campaign(actions: Iterable[Any]) -> dict[str, list[Any]]:
     for action in actions:
         out.setdefault(action.campaign_id, []).append(action)
     return out
+
+
+ZONES = ("Europe/Berlin", "America/Toronto", "Asia/Tokyo")
+"""Time zones the random populations' players register in (by player number)."""
+
+
+def random_step(s: Script, player: int, what: str, gap: int, *, losses: int) -> bool:
+    """One step of a random population's player ``p{player}``, ``gap`` seconds after the
+    previous one: register, login, deposit, lose (``gap % losses`` lost rounds), win,
+    vip or code. False for any other ``what``, which the caller's stream defines."""
+    s.after(seconds=gap)
+    pid = f"p{player}"
+    if what == "register":
+        s.register(pid, timezone=ZONES[player % 3], birth_date=f"1990-03-{10 + player:02d}")
+    elif what == "login":
+        s.login(pid)
+    elif what == "deposit":
+        s.deposit(pid, "30")
+    elif what == "lose":
+        for _ in range(gap % losses):
+            s.round(pid, "1.00", "0", category="live" if gap % 2 else "slots")
+    elif what == "win":
+        s.round(pid, "1.00", "3.00")
+    elif what == "vip":
+        s.add("profile_update", pid, attributes={}, vip_level=1 + gap % 3)
+    elif what == "code":
+        s.add("bonus_redeemed", pid, code="WEEKEND25")
+    else:
+        return False
+    return True

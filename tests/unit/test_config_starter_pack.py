@@ -21,7 +21,7 @@ from operators.campaigns import (
 )
 from operators.engine import PlayerShard
 from tests.support.campaign_config import of, replay, rules_for, statuses
-from tests.support.scenario import Script, day, epoch
+from tests.support.scenario import Script, day, epoch, random_step
 
 CONFIG = Path(__file__).resolve().parents[2] / "config"
 STARTER_PACK = {
@@ -96,7 +96,6 @@ def test_campaign_rows_have_the_same_columns_for_every_player() -> None:
 def populations(draw: st.DrawFn) -> Script:
     """Random players doing random things at random times, in time order."""
     s = Script()
-    zones = ("Europe/Berlin", "America/Toronto", "Asia/Tokyo")
     steps = draw(
         st.lists(
             st.tuples(
@@ -111,27 +110,12 @@ def populations(draw: st.DrawFn) -> Script:
         )
     )
     for player, what, gap in steps:
-        s.after(seconds=gap)
-        pid = f"p{player}"
-        if what == "register":
-            s.register(pid, timezone=zones[player % 3], birth_date=f"1990-03-{10 + player:02d}")
-        elif what == "login":
-            s.login(pid)
-        elif what == "deposit":
-            s.deposit(pid, "30")
-        elif what == "lose":
-            for _ in range(gap % 12):
-                s.round(pid, "1.00", "0", category="live" if gap % 2 else "slots")
-        elif what == "win":
-            s.round(pid, "1.00", "3.00")
-        elif what == "big":
-            s.round(pid, "20.00", "0")
-        elif what == "vip":
-            s.add("profile_update", pid, attributes={}, vip_level=1 + gap % 3)
-        elif what == "code":
-            s.add("bonus_redeemed", pid, code="WEEKEND25")
+        if random_step(s, player, what, gap, losses=12):
+            continue
+        if what == "big":
+            s.round(f"p{player}", "20.00", "0")
         else:
-            s.add("withdrawal", pid, amount="10", currency="EUR")
+            s.add("withdrawal", f"p{player}", amount="10", currency="EUR")
     return s
 
 

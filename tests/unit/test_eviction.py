@@ -25,7 +25,7 @@ from operators.player_state import DAY
 from operators.triggers import FirstTriggers, TriggerSettings
 from tests.support.campaign_config import rules_for
 from tests.support.eviction import FlakyStore, canonical, feed, rows, starter_pack
-from tests.support.scenario import Script, by_campaign, day, epoch
+from tests.support.scenario import Script, by_campaign, day, epoch, random_step
 
 HOUR = 3600
 
@@ -309,7 +309,6 @@ def test_players_evicted_before_a_reload_get_the_new_deadlines_when_they_return(
 def populations(draw: st.DrawFn) -> Script:
     """A few players doing random things, with quiet spells long enough to be evicted."""
     s = Script()
-    zones = ("Europe/Berlin", "America/Toronto", "Asia/Tokyo")
     steps = draw(
         st.lists(
             st.tuples(
@@ -324,25 +323,8 @@ def populations(draw: st.DrawFn) -> Script:
         )
     )
     for player, what, gap in steps:
-        s.after(seconds=gap)
-        pid = f"p{player}"
-        if what == "register":
-            s.register(pid, timezone=zones[player % 3], birth_date=f"1990-03-{10 + player:02d}")
-        elif what == "login":
-            s.login(pid)
-        elif what == "deposit":
-            s.deposit(pid, "30")
-        elif what == "lose":
-            for _ in range(gap % 7):
-                s.round(pid, "1.00", "0", category="live" if gap % 2 else "slots")
-        elif what == "win":
-            s.round(pid, "1.00", "3.00")
-        elif what == "vip":
-            s.add("profile_update", pid, attributes={}, vip_level=1 + gap % 3)
-        elif what == "code":
-            s.add("bonus_redeemed", pid, code="WEEKEND25")
-        elif s.records:  # a duplicate delivery of an earlier event
-            s.records.append(dict(s.records[gap % len(s.records)]))
+        if not random_step(s, player, what, gap, losses=7) and s.records:
+            s.records.append(dict(s.records[gap % len(s.records)]))  # a duplicate delivery
     return s
 
 

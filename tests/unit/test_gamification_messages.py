@@ -12,16 +12,9 @@ from operators.triggers import TriggerSettings
 from pipeline.rulebook import load_rules
 from tests.support.scenario import Script
 from tests.unit.test_gamification_kit import SETTINGS, bet, by_kind, replay
+from tests.unit.test_gamification_levels import POINTS  # one point per EUR wagered
 
 REPO = Path(__file__).resolve().parents[2]
-POINTS = """
-points:
-  rules:
-    - id: wager
-      event: bet
-      per: 1
-      points: 1
-"""
 LEVELS = """
 levels:
   ladder:
