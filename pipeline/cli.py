@@ -31,6 +31,7 @@ from pipeline.simulator import SimulatorConfig, simulate, write_jsonl
 from pipeline.sources import JsonlSource, SimulatorSource
 from sinks.contacts import Contacts, RedisContactDirectory
 from sinks.leaderboards.redis import RedisLeaderboardStore
+from sinks.stores import StoreError
 from sinks.stores.redis import connect
 
 log = logging.getLogger("pitboss")
@@ -285,7 +286,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         if settings.redis_url is None:
             print("pitboss: --contacts writes to Redis: set redis_url", file=sys.stderr)
             return 2
-        seeded = seed_contacts(config, settings.redis_url, settings.redis_prefix)
+        try:
+            seeded = seed_contacts(config, settings.redis_url, settings.redis_prefix)
+        except StoreError as exc:  # Redis away or the key is not a hash: nothing produced
+            print(f"pitboss: --contacts: {exc}", file=sys.stderr)
+            return 1
         print(f"wrote demo contacts of {seeded:,} players to Redis")
     if args.out is not None:
         count = write_jsonl(args.out, config)

@@ -11,6 +11,7 @@ import redis
 
 from pipeline.cli import main
 from sinks.contacts import RedisContactDirectory
+from tests.support.tansu import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -46,3 +47,13 @@ def test_contacts_without_redis_stop_with_a_clear_error(
     code = main(["simulate", "--events", "10", "--out", str(tmp_path / "e.jsonl"), "--contacts"])
     assert code == 2
     assert "--contacts writes to Redis: set redis_url" in capsys.readouterr().err
+
+
+def test_contacts_with_redis_away_stop_with_a_clear_error_and_produce_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PITBOSS_REDIS_URL", f"redis://127.0.0.1:{free_port()}")
+    out = tmp_path / "e.jsonl"
+    assert main(["simulate", "--events", "10", "--out", str(out), "--contacts"]) == 1
+    assert "pitboss: --contacts:" in capsys.readouterr().err
+    assert not out.exists()
