@@ -6,7 +6,6 @@ providers are a real SMTP server (aiosmtpd) and the fake SMS and push APIs on lo
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import threading
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from sinks.http import HttpProviderSettings, PushSink, SmsSettings, SmsSink
 from sinks.stores import StoreUnavailable
 from sinks.stores.memory import memory_stores
 from sinks.stores.redis import connect, redis_stores
+from tests.support.actions import message as shared_message
 from tests.support.campaign_config import rules_for
 from tests.support.fault_helpers import wait_until
 from tests.support.fault_servers import RedisServer
@@ -39,7 +39,6 @@ from tests.support.smtp import Mailbox, SmtpServers
 
 pytestmark = pytest.mark.integration
 
-T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 FAST = DeliveryPolicy(
     attempt_timeout_seconds=1.0,
     deadline_seconds=3.0,
@@ -89,22 +88,11 @@ def senders(
     }
 
 
+WELCOME = {"subject": "Welcome", "title": "Welcome", "text": "Hello there"}
+
+
 def message(channel: str, player: str) -> Action:
-    return Action(
-        action_id=f"a-{channel}-{player}",
-        campaign_id="welcome",
-        player_id=player,
-        kind=ActionKind.MESSAGE,
-        channel=channel,
-        payload={
-            "template_id": "note",
-            "rendered": {"subject": "Welcome", "title": "Welcome", "text": "Hello there"},
-        },
-        event_id="e1",
-        decision="sent",
-        event_at=T0,
-        decided_at=T0,
-    )
+    return shared_message(channel, player, rendered=WELCOME)
 
 
 def assert_no_contact_in(logged: bytes) -> None:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 import pytest
 
-from operators.actions import Action, ActionKind
+from operators.actions import Action
 from pipeline.delivery import DeliveryStage
 from pipeline.metrics import Metrics
 from sinks.base import ChannelSink, DeliveryPolicy, PermanentDeliveryError, ResilientSender
 from sinks.contacts import ContactDirectory, Contacts, MemoryContactDirectory
 from sinks.stores import StoreError
 from sinks.stores.memory import memory_stores
+from tests.support.actions import message
 
-T0 = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
 ADDRESS = "ada@example.com"
 PHONE = "+4915112345678"
 TOKEN = "device-token-ada"
@@ -43,21 +40,6 @@ class BrokenDirectory:
 
     def lookup(self, player_id: str) -> Contacts | None:
         raise StoreError("Redis contact directory: contact lookup failed: WRONGTYPE")
-
-
-def message(channel: str, player: str = "ada", **payload: Any) -> Action:
-    return Action(
-        action_id=f"a-{channel}-{player}",
-        campaign_id="welcome",
-        player_id=player,
-        kind=ActionKind.MESSAGE,
-        channel=channel,
-        payload={"template_id": "note", "rendered": {"subject": "Hi", "text": "Hi"}, **payload},
-        event_id="e1",
-        decision="sent",
-        event_at=T0,
-        decided_at=T0,
-    )
 
 
 def deliver(
