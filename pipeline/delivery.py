@@ -89,8 +89,18 @@ class GuardStage:
         self._budget_keys = frozenset(config.budgets)
 
     def process(self, actions: Iterable[Action]) -> list[Action]:
-        """Final decisions for a batch of actions from the player operator."""
-        return [until_available("guards", partial(self._one, action)) for action in actions]
+        """Final decisions for a batch of actions from the player operator.
+
+        Gamification records (leaderboard scores, tournament results) pass as they are:
+        they are logged, not delivered, so there is nothing to dedup, cap or budget, and
+        with Redis stores each would otherwise cost two round trips to the ledger.
+        """
+        return [
+            action
+            if action.kind is ActionKind.GAMIFICATION
+            else until_available("guards", partial(self._one, action))
+            for action in actions
+        ]
 
     def decide(self, action: Action) -> Action:
         """The decision for one action (raises StoreUnavailable while Redis is away)."""

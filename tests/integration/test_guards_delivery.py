@@ -130,6 +130,23 @@ def test_budgets_pause_the_campaign_at_the_cap_and_resume_when_it_is_raised(
     assert metrics.value("pitboss_budget_remaining", key | {"unit": "money"}) == 88
 
 
+def test_gamification_records_pass_the_guards_without_touching_the_stores(
+    client: redis.Redis, prefix: str, stores: Stores
+) -> None:
+    score = action(
+        1,
+        "gamification",
+        kind="gamification",
+        campaign="leaderboard:daily_wager",
+        payload={"event": "leaderboard_score", "scores": {"daily_wager": "12.5"}},
+    )
+    got = GuardStage(stores, GUARDS, Metrics()).process([score, action(2), score])
+    assert got[0] is score and got[2] is score  # as they were: nothing decided again
+    assert got[1].decision == "sent"
+    keys = {k.decode() for k in client.scan_iter(f"{prefix}*")}
+    assert keys and not any("a-1" in key for key in keys)  # the message's claim is there
+
+
 def wallet_sender(url: str, client: redis.Redis, prefix: str) -> ResilientSender:
     sink = WalletSink(HttpProviderSettings(name="wallet", url=url, delivery=FAST))
     return ResilientSender(sink, ledger=RedisDeliveryLedger(client, prefix=f"{prefix}wallet:"))
