@@ -11,6 +11,8 @@ Beside the roots every rule has (``event``, ``state``, ``attributes``, ``now``: 
 * ``multiplier``: on a ``win``, the win divided by the round's stake. It is only known for
   a won round whose bet was seen; on any other event a rule whose condition reads it is
   not checked at all (so ``multiplier >= 100`` costs nothing on the 70% of lost rounds).
+  Written plainly (``multiplier >= 100``, alone or joined by ``and``), it is a floor: a
+  won round below every win rule's floor skips them without evaluating anything.
 
 Example: ``local.weekend and gam.level_rank >= 2``.
 """

@@ -24,8 +24,11 @@ window flush, mission expiries and level maintenance.
 
 from __future__ import annotations
 
+import ast
+import math
 import threading
 from array import array
+from decimal import Decimal
 from typing import Any
 
 from operators.expressions import Condition
@@ -62,10 +65,54 @@ def reads_multiplier(condition: Condition) -> bool:
     return any(ref.split(".")[0] == "multiplier" for ref in condition.references)
 
 
+def multiplier_floor(condition: Condition | None) -> int | None:
+    """The multiplier, in hundredths, below which ``condition`` cannot hold, when its
+    source says so plainly (``multiplier >= 100``, ``10 < multiplier``, either one
+    joined by ``and`` to anything); None otherwise. Sound, not complete: a floor it does
+    not see only costs the condition's evaluation."""
+    if condition is None:
+        return None
+    try:
+        return _floor(ast.parse(condition.source, mode="eval").body)
+    except SyntaxError:  # compiled already, so unreachable; no floor is always safe
+        return None
+
+
+def _floor(node: ast.expr) -> int | None:
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        floors = [f for f in map(_floor, node.values) if f is not None]
+        return max(floors) if floors else None
+    if not isinstance(node, ast.Compare) or len(node.ops) != 1:
+        return None
+    left, op, right = node.left, node.ops[0], node.comparators[0]
+    if _is_multiplier(left) and isinstance(op, ast.GtE | ast.Gt):
+        bound = right
+    elif _is_multiplier(right) and isinstance(op, ast.LtE | ast.Lt):
+        bound = left
+    else:
+        return None
+    if isinstance(bound, ast.Constant) and type(bound.value) in (int, float):
+        return math.ceil(Decimal(str(bound.value)) * 100)
+    return None
+
+
+def _is_multiplier(node: ast.expr) -> bool:
+    return isinstance(node, ast.Name) and node.id == "multiplier"
+
+
 class _Plan:
     """What one event type needs beyond the window's category blocks."""
 
-    __slots__ = ("always", "any", "badges", "boards", "objectives", "points", "repeating")
+    __slots__ = (
+        "always",
+        "any",
+        "badges",
+        "boards",
+        "floor",
+        "objectives",
+        "points",
+        "repeating",
+    )
 
     def __init__(self, program: Program, event_type: str, *, lost_round: bool = False) -> None:
         # On a win without a multiplier (a lost round, or one whose bet was not seen),
@@ -86,6 +133,14 @@ class _Plan:
         self.always = bool(self.points or self.boards)
         self.repeating = any(b.repeat != "never" for b in self.badges)
         self.any = self.always or self.objectives or bool(self.badges)
+        # On a won round: the multiplier below which none of the planned rules can hold
+        # (``multiplier >= 100`` on a big-win badge skips the 99% of ordinary wins).
+        self.floor: int | None = None
+        conditions = [r.when for r in self.points] + [b.when for b in self.badges]
+        if event_type == "win" and not lost_round and conditions and not self.objectives:
+            floors = [multiplier_floor(c) for c in conditions]
+            if None not in floors:
+                self.floor = min(f for f in floors if f is not None)
 
     def needed(self, gs: GamState) -> bool:
         """Whether this event needs the planned rules for this player (cheap to ask)."""
@@ -366,6 +421,8 @@ class GamificationRules:
                         if mask & board.bit:
                             boards.accumulate_win(board, acc, ts, win, multiplier)
         plan = self._win_plan if multiplier is not None else self._lost_plan
+        if plan.floor is not None and multiplier is not None and multiplier < plan.floor:
+            return None
         if plan.any and plan.needed(gs):
             turn = self._turn().begin(state, gs, ts, out, schedule, event=event)
             turn.multiplier = multiplier

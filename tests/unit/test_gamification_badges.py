@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from operators.actions import Action, derive_action_id
+from operators.expressions import compile_condition
 from operators.gamification import GamificationRules
+from operators.gamification.context import Schemas, Turn
+from operators.gamification.rules import multiplier_floor
+from operators.gamification.state import GamState
+from operators.player_state import BET_COUNT, PlayerState
+from tests.support import scenario
 from tests.support.scenario import Script, epoch
 from tests.unit.test_gamification_kit import bet, by_kind, configure, named, replay
 
@@ -172,3 +180,41 @@ def test_replaying_the_same_events_awards_the_same_badges_with_the_same_ids(
     ids = sorted(a.action_id for a in named(first, "badge_awarded"))
     assert ids == sorted(a.action_id for a in named(again, "badge_awarded"))
     assert len(ids) == len(set(ids)) == 1 + 1 + 6 + 1  # deposit, spins, 6 big wins, weekend
+
+
+FLOORS = {
+    "multiplier >= 100": 10_000,
+    "multiplier > 99.995": 10_000,
+    "12.5 <= multiplier": 1_250,
+    "local.weekend and 3 < multiplier": 300,
+    "multiplier >= 2 and state.bet_count > 1 and multiplier >= 7": 700,
+    "multiplier >= 50 or state.bet_count > 3": None,  # the other side may hold
+    "not multiplier < 10": None,  # true, but not said plainly
+    "multiplier <= 5": None,  # a ceiling, not a floor
+    "multiplier >= -1": None,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    source=st.sampled_from(sorted(FLOORS)),
+    hundredths=st.integers(min_value=0, max_value=20_000),
+    bets=st.integers(min_value=0, max_value=5),
+    day_no=st.integers(min_value=0, max_value=6),
+)
+def test_below_its_multiplier_floor_a_win_condition_never_holds(
+    source: str, hundredths: int, bets: int, day_no: int
+) -> None:
+    # The floor lets a won round skip the plan's rules without evaluating them: it must
+    # be exact for the plain forms and never claim a floor a condition does not have.
+    condition = compile_condition(source, Schemas({}).on_events(("win",)))
+    floor = multiplier_floor(condition)
+    assert floor == FLOORS[source]
+    state = PlayerState("p1", 0)
+    state.n[BET_COUNT] = bets
+    turn = Turn().begin(state, GamState(), scenario.day(day_no) + 12 * 3600, [], None)
+    turn.multiplier = hundredths
+    if floor is not None and hundredths < floor:
+        assert not condition.evaluate(turn)
+    if source == "multiplier >= 100":
+        assert condition.evaluate(turn) == (hundredths >= 10_000)  # tight at the boundary
