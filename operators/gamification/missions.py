@@ -20,7 +20,15 @@ from typing import Any
 from operators.gamification.context import Turn
 from operators.gamification.intents import Emitter
 from operators.gamification.periods import calendar
-from operators.gamification.program import Mission, Objective, Program
+from operators.gamification.program import (
+    COUNT,
+    DISTINCT_GAMES,
+    REAL_WAGER,
+    WAGER,
+    Mission,
+    Objective,
+    Program,
+)
 from operators.gamification.state import NO_DUE, GamState, MissionRun
 
 STARTED, OFFERED = "S:", "O:"
@@ -144,62 +152,64 @@ def progress(
         return []
     etype = event.type
     bit = 1 << category if category >= 0 else -1
-    finished: list[tuple[MissionRun, Mission]] = []
+    finished: list[tuple[MissionRun, Mission]] | None = None
     for run in runs:
         if ts >= run.ends or ts < run.started:
             continue
         mission = missions.get(run.mission)
         if mission is None:
             continue
-        indexes = mission.by_event.get(etype)
-        if indexes is None:
+        steps = mission.steps.get(etype)
+        if steps is None:
             continue
-        objectives, counts = mission.objectives, run.progress
-        for j in indexes:
+        counts = run.progress
+        for j, mask, categories, when, measure, target in steps:
             done = run.done
-            if done >> j & 1 or (mission.sequential and done != (1 << j) - 1):
-                continue  # complete, or an earlier objective is still open
-            objective = objectives[j]
-            if not objective.categories & bit:
+            if done & mask or not categories & bit:
+                continue  # complete, or not this game category
+            if mission.sequential and done != mask - 1:
+                continue  # an earlier objective is still open
+            if when is not None and not when.evaluate(turn):
                 continue
-            if objective.when is not None and not objective.when.evaluate(turn):
-                continue
-            measure = objective.measure
-            if measure == "count":
-                counts[j] += 1
-            elif measure in ("distinct_games", "distinct_categories"):
+            if measure == COUNT:
+                value = counts[j] + 1
+            elif measure >= WAGER:
+                units = (
+                    stake
+                    if measure == WAGER
+                    else real
+                    if measure == REAL_WAGER
+                    else int(event.amount.scaleb(4))
+                )
+                value = counts[j] + program.settings.to_base(units, event.currency)
+            else:
                 seen = run.seen
                 if seen is None:
                     seen = run.seen = {}
                 values = seen.get(j)
                 if values is None:
                     values = seen[j] = set()
-                values.add(event.game_id if measure == "distinct_games" else str(category))
-                counts[j] = len(values)
-            else:
-                counts[j] += program.settings.to_base(
-                    stake
-                    if measure == "wager"
-                    else real
-                    if measure == "real_wager"
-                    else int(event.amount.scaleb(4)),
-                    event.currency,
-                )
-            if counts[j] < objective.target:
+                values.add(event.game_id if measure == DISTINCT_GAMES else str(category))
+                value = len(values)
+            counts[j] = value
+            if value < target:
                 continue
-            run.done |= 1 << j
+            run.done = done = done | mask
             if run.seen is not None:
                 run.seen.pop(j, None)
-            if run.done == mission.all_done:
+            if done == mission.all_done:
+                if finished is None:
+                    finished = []
                 finished.append((run, mission))
                 break  # mission_completed says it all
+            objective = mission.objectives[j]
             payload = {
                 "event": "mission_progress",
                 "mission": mission.id,
                 "instance": run.key,
                 "objective": objective.id,
-                "completed_objectives": bin(run.done).count("1"),
-                "objectives": len(objectives),
+                "completed_objectives": bin(done).count("1"),
+                "objectives": len(mission.objectives),
             }
             emit.event(turn, f"mission:{mission.id}", f"{run.key}:{objective.id}", payload)
     if not finished:  # the common case: nothing more to do

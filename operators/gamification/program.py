@@ -173,6 +173,20 @@ class Objective:
     target: int
 
 
+# What an objective measures, as the small integers its step carries.
+COUNT, DISTINCT_GAMES, DISTINCT_CATEGORIES, WAGER, REAL_WAGER, AMOUNT = range(6)
+MEASURES = {
+    "count": COUNT,
+    "distinct_games": DISTINCT_GAMES,
+    "distinct_categories": DISTINCT_CATEGORIES,
+    "wager": WAGER,
+    "real_wager": REAL_WAGER,
+    "amount": AMOUNT,
+}
+# (objective index, its bit in MissionRun.done, category mask, condition, measure, target)
+Step = tuple[int, int, int, Condition | None, int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Mission:
     """A compiled mission."""
@@ -192,9 +206,20 @@ class Mission:
     reward: RewardSpec | None
     message: MessageSpec | None
     all_done: int = 0  # the MissionRun.done mask of a completed mission (set below)
+    # event type -> its objectives as flat steps for the per-event loop (set below)
+    steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all_done", (1 << len(self.objectives)) - 1)
+        steps = {
+            event: tuple(
+                (j, 1 << j, o.categories, o.when, MEASURES[o.measure], o.target)
+                for j in indexes
+                for o in (self.objectives[j],)
+            )
+            for event, indexes in self.by_event.items()
+        }
+        object.__setattr__(self, "steps", steps)
 
     @property
     def money(self) -> int:
