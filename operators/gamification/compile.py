@@ -234,6 +234,7 @@ class Compiler:
             rates=rates or None,
             flush_seconds=settings.flush_seconds,
             flush_on_logout=settings.flush_on_logout,
+            default_locale=settings.default_locale,
         )
 
     def _points_rule(self, file: Path, path: str, rule: cfg.PointsRule) -> PointsRule | None:

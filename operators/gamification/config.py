@@ -98,6 +98,9 @@ class Settings(Strict):
     # the first contribution, at each period boundary, and (if set) when the player logs out.
     flush_seconds: Duration = 600
     flush_on_logout: bool = True
+    # Messages go out in the player's locale; this one for players without a locale (or
+    # whose locale a template lacks). Every message's template must exist in it.
+    default_locale: Annotated[str, Field(pattern=r"^[a-z]{2}$")] = "en"
 
 
 class Reward(Strict):

@@ -41,14 +41,19 @@ class Emitter:
     the event's fields only.
     """
 
-    __slots__ = ("base_currency", "templates", "version")
+    __slots__ = ("base_currency", "default_locale", "templates", "version")
 
     def __init__(
-        self, version: str, base_currency: str, templates: TemplateStore | None = None
+        self,
+        version: str,
+        base_currency: str,
+        templates: TemplateStore | None = None,
+        default_locale: str = DEFAULT_LOCALE,
     ) -> None:
         self.version = version
         self.base_currency = base_currency
         self.templates = templates
+        self.default_locale = default_locale
 
     def event(self, turn: Turn, campaign_id: str, occurrence: str, payload: dict[str, Any]) -> None:
         """A gamification event (``payload["event"]`` names it), decided at ``turn.now``."""
@@ -106,6 +111,7 @@ class Emitter:
                     event=event,
                     detail=detail,
                     reward=reward,
+                    default_locale=self.default_locale,
                 )
             except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
                 # Every template rendered at load; a failure here is data the sample
@@ -116,7 +122,7 @@ class Emitter:
         else:
             payload = {
                 "template_id": message.template_id,
-                "locale": turn.state.locale or DEFAULT_LOCALE,
+                "locale": turn.state.locale or self.default_locale,
                 **detail,
             }
         turn.out.append(

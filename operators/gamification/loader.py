@@ -98,7 +98,7 @@ def with_templates(program: Program, templates_dir: Path, where: str = "") -> Pr
     (each problem prefixed with ``where``, the configuration's directory)."""
     # Problems of the template files themselves are the campaign loader's to report.
     templates, _ = load_templates(templates_dir, str)
-    problems = check_messages(program, templates)
+    problems = check_messages(program, templates, program.settings.default_locale)
     if problems:
         raise GamificationConfigError([f"{where}: {p}" if where else p for p in problems])
     return replace(program, templates=templates)

@@ -42,6 +42,7 @@ class Settings:
     rates: dict[str, int] | None  # currency -> base units per unit, in millionths; None: as is
     flush_seconds: int
     flush_on_logout: bool
+    default_locale: str = "en"  # messages for players without a locale (or one untemplated)
 
     def to_base(self, units: int, currency: str | None) -> int:
         """Money ``units`` of ``currency`` in units of the base currency (0 if unconvertible)."""

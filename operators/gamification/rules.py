@@ -164,7 +164,10 @@ class GamificationRules:
     def __init__(self, program: Program) -> None:
         self.program = program
         self.version = program.version
-        self._emit = Emitter(program.version, program.settings.base_currency, program.templates)
+        settings = program.settings
+        self._emit = Emitter(
+            program.version, settings.base_currency, program.templates, settings.default_locale
+        )
         # One Turn per thread: Bytewax runs workers as threads of one process, and one
         # rule set may serve them all.
         self._turns = threading.local()

@@ -115,6 +115,36 @@ def test_a_template_without_the_default_locale_stops_the_load(tmp_path: Path) ->
     assert "has no 'en' version" in str(caught.value)
 
 
+def test_the_configured_default_locale_serves_players_without_one(tmp_path: Path) -> None:
+    gamification, templates = config(
+        tmp_path, **{"email/level_up.de.md": LEVEL_UP_DE, "email/level_up.en.md": LEVEL_UP_EN}
+    )
+    (gamification / "settings.yaml").write_text(SETTINGS + "  default_locale: de\n")
+    s = Script().register("p1", locale=None).register("p2", locale="en")
+    s.register("p3", locale="fr")
+    for player in ("p1", "p2", "p3"):
+        bet(s.after(minutes=1), player, "12.00").after(minutes=1).add("logout", player)
+    messages = by_kind(replay(load_gamification(gamification, templates), s), "message")
+    assert [
+        (m.player_id, m.payload["locale"], m.payload["rendered"]["subject"]) for m in messages
+    ] == [
+        ("p1", "de", "Neue Stufe: Silver"),  # no locale: the configured default
+        ("p2", "en", "You reached Silver"),
+        ("p3", "de", "Neue Stufe: Silver"),  # no French template: the default
+    ]
+    # Without templates, the message says which locale it is for.
+    (message, *_) = by_kind(replay(load_gamification(gamification), s), "message")
+    assert message.payload["locale"] == "de"
+
+
+def test_a_configured_default_locale_without_templates_stops_the_load(tmp_path: Path) -> None:
+    gamification, templates = config(tmp_path, **{"email/level_up.en.md": LEVEL_UP_EN})
+    (gamification / "settings.yaml").write_text(SETTINGS + "  default_locale: sv\n")
+    with pytest.raises(GamificationConfigError) as caught:
+        load_gamification(gamification, templates)
+    assert "has no 'sv' version (the default locale); found en" in str(caught.value)
+
+
 def test_the_starter_pack_renders_every_gamification_message() -> None:
     """The shipped config loads as `pitboss run` loads it: templates checked."""
     rules = load_rules(REPO / "config", TriggerSettings())
