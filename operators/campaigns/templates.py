@@ -240,10 +240,11 @@ class TemplateStore:
     def __init__(
         self,
         templates: Mapping[tuple[str, str], Mapping[str, Template]],
-        broken: frozenset[tuple[str, str]] = frozenset(),
+        broken: Mapping[tuple[str, str], str] | None = None,
     ) -> None:
         self._templates = templates
-        self.broken = broken  # (channel, id) of template files that did not compile
+        # (channel, id) of template files that did not compile -> the first problem found
+        self.broken: Mapping[tuple[str, str], str] = broken or {}
 
     def ids(self, channel: str) -> list[str]:
         """The template ids of a channel."""
@@ -316,7 +317,7 @@ def _parts(channel: str, text: str) -> tuple[dict[str, str], int]:
 def load_templates(root: Path, label: Callable[[Path], str]) -> tuple[TemplateStore, list[Problem]]:
     """Compile every template under ``root``; problems name the file and the line."""
     found: dict[tuple[str, str], dict[str, Template]] = {}
-    broken: set[tuple[str, str]] = set()
+    broken: dict[tuple[str, str], str] = {}
     problems: list[Problem] = []
     if not root.is_dir():
         return TemplateStore(found), problems
@@ -350,10 +351,11 @@ def load_templates(root: Path, label: Callable[[Path], str]) -> tuple[TemplateSt
             parts, body_line = _parts(channel, path.read_text(encoding="utf-8"))
         except (ValueError, yaml.YAMLError, UnicodeDecodeError) as exc:
             problems.append(Problem(file, "", str(exc).replace("\n", " ")))
-            broken.add((channel, match.group("id")))
+            broken.setdefault((channel, match.group("id")), str(problems[-1]))
             continue
         compiled: dict[str, jinja2.Template] = {}
         html = None
+        first = len(problems)
         for name, source in parts.items():
             try:
                 compiled[name] = _PLAIN.from_string(source)
@@ -366,7 +368,7 @@ def load_templates(root: Path, label: Callable[[Path], str]) -> tuple[TemplateSt
                     where = f"{name}, line {exc.lineno}"
                 problems.append(Problem(file, where, f"template syntax error: {exc.message}"))
         if not all(name in compiled for name in parts):
-            broken.add((channel, match.group("id")))
+            broken.setdefault((channel, match.group("id")), str(problems[first]))
         else:
             combined = _PLAIN.from_string(_SEPARATOR.join(parts.values()))
             paths = read_paths(list(parts.values()))
@@ -375,7 +377,7 @@ def load_templates(root: Path, label: Callable[[Path], str]) -> tuple[TemplateSt
                 combined, paths,
             )  # fmt: skip
             found.setdefault((channel, template.template_id), {})[template.locale] = template
-    return TemplateStore(found, frozenset(broken)), problems
+    return TemplateStore(found, broken), problems
 
 
 def _names(value: Any, depth: int = 2) -> set[str]:

@@ -157,10 +157,10 @@ def check_messages(
     for where, event, message, reward in _usages(program):
         channel, template_id = message.channel, message.template_id
         locales = templates.locales(channel, template_id)
-        if (channel, template_id) in templates.broken:
+        reason = templates.broken.get((channel, template_id))
+        if reason is not None:
             problems.append(
-                f"{where}: template {template_id!r} for {channel} does not compile (see the "
-                "problem reported for its file)"
+                f"{where}: template {template_id!r} for {channel} does not compile: {reason}"
             )
             continue
         if not locales:

@@ -115,6 +115,22 @@ def test_a_template_without_the_default_locale_stops_the_load(tmp_path: Path) ->
     assert "has no 'en' version" in str(caught.value)
 
 
+def test_a_template_that_does_not_compile_is_reported_with_its_file_and_line(
+    tmp_path: Path,
+) -> None:
+    # Gamification alone (no campaigns to report the template files): the problem names
+    # the file, the line and what is wrong, not only that the template is broken.
+    broken = LEVEL_UP_EN.replace("{{ gamification.points }}", "{{ gamification.points }")
+    gamification, templates = config(tmp_path, **{"email/level_up.en.md": broken})
+    with pytest.raises(GamificationConfigError) as caught:
+        load_gamification(gamification, templates)
+    silver, gold = caught.value.problems  # both levels send it
+    assert silver.startswith(f"{gamification}: levels.silver.message: template 'level_up'")
+    assert gold.startswith(f"{gamification}: levels.gold.message: template 'level_up'")
+    file = templates / "email" / "level_up.en.md"
+    assert f"does not compile: {file}: line 4: template syntax error" in silver
+
+
 def test_the_configured_default_locale_serves_players_without_one(tmp_path: Path) -> None:
     gamification, templates = config(
         tmp_path, **{"email/level_up.de.md": LEVEL_UP_DE, "email/level_up.en.md": LEVEL_UP_EN}
