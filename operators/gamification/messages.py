@@ -3,7 +3,7 @@
 A message of the ladder (level up, level down), of a badge or of a mission is rendered
 when it is emitted, as a campaign's is: the template
 ``templates/<channel>/<template_id>.<locale>.<ext>`` in the player's locale (else the
-default locale, ``en``) reads
+``default_locale`` of ``settings.yaml``, ``en`` unless set) reads
 
 * ``player``: the view campaign templates read (:mod:`operators.campaigns.messages`);
 * ``gamification``: what happened: ``event`` (``level_up``, ``level_down``,
@@ -31,7 +31,8 @@ from operators.gamification.program import MessageSpec, Program, RewardSpec
 from operators.player_state import PlayerState
 
 DEFAULT_LOCALE = "en"
-"""The locale a message falls back to when the player's has no template."""
+"""The default ``default_locale``: what a message falls back to when the player's locale
+has no template."""
 
 FIELDS: dict[str, dict[str, Any]] = {
     # event -> its fields, with the sample values the loader renders templates with
