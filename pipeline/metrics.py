@@ -7,10 +7,15 @@ never a player id.
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 from operators.actions import Action
 
@@ -34,6 +39,52 @@ class _ShardSum:
     def _total(self) -> float:
         with self._lock:
             return float(sum(self._by_shard.values()))
+
+
+class BatchHistogram:
+    """A histogram that takes many observations of one value at once.
+
+    The job observes one latency per shard batch for every action in it; the client's
+    ``Histogram`` takes them one by one (a lock and a bucket search each, about 1.5 µs).
+    This is the same histogram, exported through the client's custom-collector
+    interface: one bucket search and one lock per batch.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        buckets: Iterable[float],
+        registry: CollectorRegistry,
+    ) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._bounds = (*sorted(float(b) for b in buckets), math.inf)
+        self._counts = [0] * len(self._bounds)
+        self._sum = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def observe(self, value: float, count: int = 1) -> None:
+        """``count`` observations of ``value``."""
+        index = bisect.bisect_left(self._bounds, value)  # the first bucket with le >= value
+        with self._lock:
+            self._counts[index] += count
+            self._sum += value * count
+
+    def describe(self) -> Iterator[Metric]:
+        yield HistogramMetricFamily(self._name, self._documentation)
+
+    def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        buckets = [
+            (floatToGoString(bound), float(cumulative))  # type: ignore[no-untyped-call]
+            for bound, cumulative in zip(self._bounds, itertools.accumulate(counts), strict=True)
+        ]
+        yield HistogramMetricFamily(
+            self._name, self._documentation, buckets=buckets, sum_value=total
+        )
 
 
 class Metrics:
@@ -80,11 +131,11 @@ class Metrics:
             ["campaign", "channel", "decision"],
             registry=r,
         )
-        self.decision_latency = Histogram(
+        self.decision_latency = BatchHistogram(
             "pitboss_event_to_decision_seconds",
             "Wall time from reading a record off its source to the decision it caused",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
+            LATENCY_BUCKETS,
+            r,
         )
         self.consumer_lag = Gauge(
             "pitboss_consumer_lag",
@@ -184,13 +235,13 @@ class Metrics:
         latency = max(0.0, now - read_at)
         campaigns: dict[str, int] = {}
         kinds: dict[str, int] = {}
-        observe = self.decision_latency.observe
         for action in actions:
             campaigns[action.campaign_id] = campaigns.get(action.campaign_id, 0) + 1
-            observe(latency)
             if action.kind == "gamification":
                 kind = str(action.payload.get("event", "other"))
                 kinds[kind] = kinds.get(kind, 0) + 1
+        if campaigns:
+            self.decision_latency.observe(latency, sum(campaigns.values()))
         for campaign, count in campaigns.items():
             self.intents.labels(campaign).inc(count)
         for kind, count in kinds.items():
