@@ -342,7 +342,11 @@ def main() -> None:
         help="skip the throughput rounds and run the latency runs at a share of this rate",
     )
     parser.add_argument(
-        "--players", type=int, nargs="*", default=[100_000, 1_000_000], help="none: skip"
+        "--players",
+        type=int,
+        nargs="*",
+        default=[100_000, 1_000_000],
+        help="sizes; --players alone skips the memory rows",
     )
     parser.add_argument("--epoch-seconds", type=float, default=10.0, help="Bytewax epoch")
     parser.add_argument("--redis", metavar="URL", help="guard stores etc. in Redis")
