@@ -162,6 +162,30 @@ def explain(error: ValidationError, record: dict[str, Any]) -> tuple[str, str]:
     return kind, f"invalid {etype} event: " + "; ".join(parts)
 
 
+def not_iso(record: dict[str, Any]) -> str | None:
+    """Why a known event's timestamp is not ISO-8601 text, if it is not; else None.
+
+    The contract (DESIGN.md) wants ``ts`` (and a self-exclusion's ``until``) as ISO-8601
+    with ``Z`` or an offset. pydantic would also take a number, or digits in a string, as
+    Unix time, guessing seconds or milliseconds from the size: a producer's unit bug would
+    then shift events by decades, or end an exclusion at the wrong time, silently.
+    Missing fields and other types are left to the validation that follows.
+    """
+    etype = record.get("type")
+    if etype not in _KNOWN_TYPES:
+        return None
+    for name in ("ts", "until") if etype == "self_exclusion" else ("ts",):
+        value = record.get(name)
+        if value is None or (type(value) is str and value[4:5] == "-"):
+            continue
+        given = "text that is not a date" if type(value) is str else "a " + type(value).__name__
+        return (
+            f"invalid {etype} event: field '{name}' must be an ISO-8601 timestamp with Z or an "
+            f"offset, such as 2026-01-05T10:00:00Z; got {given}"
+        )
+    return None
+
+
 def decode_batch(batch: RawBatch) -> DecodedBatch:
     """Decode every record of ``batch``; nothing is dropped."""
     out = DecodedBatch(batch.source, read_at=batch.read_at)
@@ -188,6 +212,14 @@ def decode_batch(batch: RawBatch) -> DecodedBatch:
                 )
             )
             continue
+        ts = value.get("ts")
+        if (ts is not None and (type(ts) is not str or ts[4:5] != "-")) or "until" in value:
+            reason = not_iso(value)
+            if reason is not None:
+                dead.append(
+                    DeadLetter(batch.source, batch.positions[index], INVALID_FIELD, reason, raw)
+                )
+                continue
         parsed.append(value)
         parsed_at.append(index)
     if not parsed:

@@ -17,6 +17,12 @@ BET = (
 )
 
 
+SELF_EXCLUSION = (
+    b'{"event_id":"e2","type":"self_exclusion","player_id":"p1","ts":"2026-01-05T10:00:00Z",'
+    b'"until":%s}'
+)
+
+
 def decode_one(raw: bytes) -> tuple[str, str] | None:
     out = decode_batch(RawBatch("t/0", [raw], [17]))
     if out.events:
@@ -35,6 +41,13 @@ def test_a_valid_bet_decodes_with_decimal_amount_and_aware_time() -> None:
 
 def test_extra_fields_are_ignored_not_fatal() -> None:
     assert decode_one(BET + b',"new_field":{"x":1}}') is None
+
+
+@pytest.mark.parametrize(
+    "until", [b"null", b'"2026-07-05T10:00:00Z"', b'"2026-07-05T12:00:00+02:00"']
+)
+def test_a_self_exclusion_until_a_time_or_for_good_decodes(until: bytes) -> None:
+    assert decode_one(SELF_EXCLUSION % until) is None
 
 
 @pytest.mark.parametrize(
@@ -59,6 +72,18 @@ def test_extra_fields_are_ignored_not_fatal() -> None:
         (BET.replace(b'"1.2345"', b'"1.23456"') + b"}", "invalid_field", "'amount'"),
         (BET.replace(b'"1.2345"', b'"-5"') + b"}", "invalid_field", "'amount'"),
         (BET.replace(b'"slots"', b'"bingo"') + b"}", "invalid_field", "'game_category'"),
+        # Unix time, which pydantic alone would take (guessing seconds or milliseconds):
+        (
+            BET.replace(b'"2026-01-05T10:00:00+02:00"', b"1767600000") + b"}",
+            "invalid_field",
+            "'ts' must be an ISO-8601 timestamp",
+        ),
+        (
+            BET.replace(b'"2026-01-05T10:00:00+02:00"', b'"1767600000000"') + b"}",
+            "invalid_field",
+            "'ts' must be an ISO-8601 timestamp",
+        ),
+        (SELF_EXCLUSION % b"1767600000.5", "invalid_field", "'until' must be an ISO-8601"),
     ],
 )
 def test_bad_records_become_dead_letters_that_say_what_is_wrong(
