@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,6 +26,7 @@ from operators.actions import Action, ActionKind, Decision, derive_action_id, ep
 from operators.actions import suppressed as suppressed_because
 from operators.player_state import CHANNEL_BITS, PlayerState
 from operators.rules import Intent
+from operators.zones import zone
 
 DEFERRED = "deferred"
 HELD_OUT = Decision.HELD_OUT.value
@@ -142,22 +141,12 @@ def held_out(config: GuardConfig, campaign_id: str, player_id: str) -> bool:
     return bool(percent) and _bucket(campaign_id, player_id) < percent
 
 
-@lru_cache(maxsize=1024)
-def _zone(name: str | None) -> dt.tzinfo:
-    if not name:
-        return dt.UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
-
-
 def quiet_until(config: GuardConfig, channel: str, timezone: str | None, at: int) -> int | None:
     """If ``at`` falls in the channel's quiet hours in the player's zone, when they end."""
     quiet = config.quiet_hours.get(channel)
     if quiet is None:
         return None
-    local = dt.datetime.fromtimestamp(at, _zone(timezone))
+    local = dt.datetime.fromtimestamp(at, zone(timezone))
     now, start, end = local.time(), quiet.start, quiet.end
     inside = (start <= now < end) if start < end else (now >= start or now < end)
     if not inside:

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import orjson
 from pydantic import TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
+from operators.zones import known_zone
 from pipeline.events import EVENT_TYPES, Event
 from pipeline.records import RawBatch
 
@@ -184,6 +185,13 @@ def not_iso(record: dict[str, Any]) -> str | None:
             f"offset, such as 2026-01-05T10:00:00Z; got {given}"
         )
     return None
+
+
+def unknown_zones(events: list[tuple[int, Event]]) -> int:
+    """How many registrations among ``events`` name a time zone the database lacks."""
+    return sum(
+        1 for _, event in events if event.type == "registration" and not known_zone(event.timezone)
+    )
 
 
 def decode_batch(batch: RawBatch) -> DecodedBatch:

@@ -9,6 +9,7 @@ every source's progress in event time and fire their timers on time.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from operators.guards import GuardConfig
 from operators.player_state import player_row
 from operators.triggers import TriggerSettings
 from pipeline.clock import NEVER, EventClock
-from pipeline.decode import DeadLetter, DecodedBatch, EventSlice, decode_batch
+from pipeline.decode import DeadLetter, DecodedBatch, EventSlice, decode_batch, unknown_zones
 from pipeline.delivery import (
     DeferredCaps,
     DeliveryStage,
@@ -51,6 +52,8 @@ from sinks.leaderboards.scores import apply_scores, is_score
 from sinks.leaderboards.settler import TournamentSettler
 from sinks.stores import Stores
 from sinks.stores.memory import memory_stores
+
+log = logging.getLogger(__name__)
 
 # What the shard step receives: (source, high mark, read_at, that shard's events).
 ShardItem: TypeAlias = tuple[str, int | None, float, list[tuple[int, Event]]]
@@ -372,6 +375,15 @@ def build_flow(
             by_type[event.type] = by_type.get(event.type, 0) + 1
         for etype, count in by_type.items():
             metrics.events.labels(etype).inc(count)
+        if "registration" in by_type:
+            unknown = unknown_zones(decoded.events)
+            if unknown:  # kept, with local times in UTC: counted, not dropped
+                metrics.unknown_timezones.inc(unknown)
+                log.warning(
+                    "%d registration(s) with a time zone the zone database lacks: their "
+                    "local times (quiet hours, birthdays, local days) use UTC",
+                    unknown,
+                )
         if decoded.high_mark is not None:
             metrics.event_time_lag.set(max(0.0, time.time() - decoded.high_mark))
         for letter in decoded.dead_letters:

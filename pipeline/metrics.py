@@ -109,6 +109,11 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.unknown_timezones = Counter(
+            "pitboss_unknown_timezones",
+            "Registrations whose time zone the zone database lacks (their local times are UTC)",
+            registry=r,
+        )
         self.late_events = Counter(
             "pitboss_late_events",
             "Events older than the watermark when they arrived (folded anyway)",

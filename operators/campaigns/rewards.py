@@ -22,8 +22,8 @@ from operators.campaigns.config_rewards import (
     Wagering,
 )
 from operators.campaigns.config_types import money_units
-from operators.campaigns.timing import zone
 from operators.player_state import CATEGORIES, DAY, WINDOW_NAMES, PlayerState
+from operators.zones import zone
 
 __all__ = [
     "CompiledReward",

@@ -12,24 +12,14 @@ import bisect
 import calendar
 import datetime as dt
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 
-__all__ = ["CronTicks", "Schedule", "next_yearly", "zone"]
+from operators.zones import zone
+
+__all__ = ["CronTicks", "Schedule", "next_yearly"]
 
 _BATCH = 8  # ticks computed at once when a cache is extended
-
-
-@lru_cache(maxsize=4096)
-def zone(name: str | None) -> dt.tzinfo:
-    """The IANA zone ``name``; UTC when it is missing or unknown."""
-    if not name:
-        return dt.UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
 
 
 class CronTicks:

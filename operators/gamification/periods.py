@@ -16,9 +16,10 @@ Period ids sort by time within a kind: ``2026-03-02`` (day), ``2026-W10`` (ISO w
 from __future__ import annotations
 
 import datetime as dt
-from functools import cache
+from functools import lru_cache
 from typing import Literal, NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from operators.zones import zone
 
 PeriodKind = Literal["day", "week", "month", "all_time", "once"]
 
@@ -33,17 +34,6 @@ class Span(NamedTuple):
     start: int
     end: int
     serial: int
-
-
-@cache
-def zone(name: str | None) -> dt.tzinfo:
-    """The zone called ``name``; UTC for None or a name the zone database lacks."""
-    if not name:
-        return dt.UTC
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
 
 
 def local_midnight(day: dt.date, tz: dt.tzinfo) -> int:
@@ -142,7 +132,7 @@ _RECENT = 16
 """Periods a calendar remembers besides the last one (16 days cover a week's lookback)."""
 
 
-@cache
+@lru_cache(maxsize=4096)  # bounded: zone names come from players' registrations
 def calendar(kind: PeriodKind, zone_name: str | None) -> Calendar:
     """The shared calendar of ``kind`` periods in ``zone_name`` (UTC for None)."""
     return Calendar(kind, zone_name)

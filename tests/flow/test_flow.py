@@ -95,6 +95,19 @@ def test_bad_records_reach_the_dead_letter_output_with_their_bytes_and_a_reason(
     assert metrics.value("pitboss_dead_letters_total", {"kind": "not_json"}) == 1
 
 
+def test_a_registration_in_an_unknown_time_zone_is_kept_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    s = Script().register("p1", timezone="Mars/Olympus_Mons").register("p2", timezone="UTC")
+    s.register("p3", timezone="Europe/Malta")
+    actions, dead, metrics = run_flow(s.batches(1), shards=2)
+    assert dead == []  # the player is not lost: local times fall back to UTC
+    assert sorted(a.player_id for a in actions if a.campaign_id == "welcome") == ["p1", "p2", "p3"]
+    assert metrics.value("pitboss_unknown_timezones_total") == 1
+    assert "1 registration(s) with a time zone the zone database lacks" in caplog.text
+    assert "Mars" not in caplog.text  # what a producer sent stays out of the logs
+
+
 def _simulated(tmp_path: Path, events: int = 40_000) -> Path:
     path = tmp_path / "events.jsonl"
     write_jsonl(path, SimulatorConfig(seed=7, events=events, poison_rate=0.01))
