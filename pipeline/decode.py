@@ -163,27 +163,36 @@ def explain(error: ValidationError, record: dict[str, Any]) -> tuple[str, str]:
     return kind, f"invalid {etype} event: " + "; ".join(parts)
 
 
+_TIMESTAMP = "an ISO-8601 timestamp with Z or an offset, such as 2026-01-05T10:00:00Z"
+_DATE = "an ISO-8601 date, such as 1990-01-31"
+# The time fields of each event type, and what each must be.
+_TIME_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "self_exclusion": (("ts", _TIMESTAMP), ("until", _TIMESTAMP)),
+    "registration": (("ts", _TIMESTAMP), ("birth_date", _DATE)),
+}
+_TS_ONLY = (("ts", _TIMESTAMP),)
+_DATED = ("until", "birth_date")  # records carrying one of these are checked in full
+
+
 def not_iso(record: dict[str, Any]) -> str | None:
-    """Why a known event's timestamp is not ISO-8601 text, if it is not; else None.
+    """Why a known event's time field is not ISO-8601 text, if one is not; else None.
 
     The contract (DESIGN.md) wants ``ts`` (and a self-exclusion's ``until``) as ISO-8601
-    with ``Z`` or an offset. pydantic would also take a number, or digits in a string, as
-    Unix time, guessing seconds or milliseconds from the size: a producer's unit bug would
-    then shift events by decades, or end an exclusion at the wrong time, silently.
-    Missing fields and other types are left to the validation that follows.
+    with ``Z`` or an offset, and a birth date as ``YYYY-MM-DD``. pydantic would also take
+    a number, or digits in a string, as Unix time, guessing seconds or milliseconds from
+    the size: a producer's unit bug would then shift events by decades, end an exclusion
+    at the wrong time or move a birthday, silently. Missing fields and other types are
+    left to the validation that follows.
     """
     etype = record.get("type")
     if etype not in _KNOWN_TYPES:
         return None
-    for name in ("ts", "until") if etype == "self_exclusion" else ("ts",):
+    for name, wanted in _TIME_FIELDS.get(etype, _TS_ONLY):
         value = record.get(name)
         if value is None or (type(value) is str and value[4:5] == "-"):
             continue
         given = "text that is not a date" if type(value) is str else "a " + type(value).__name__
-        return (
-            f"invalid {etype} event: field '{name}' must be an ISO-8601 timestamp with Z or an "
-            f"offset, such as 2026-01-05T10:00:00Z; got {given}"
-        )
+        return f"invalid {etype} event: field '{name}' must be {wanted}; got {given}"
     return None
 
 
@@ -221,7 +230,11 @@ def decode_batch(batch: RawBatch) -> DecodedBatch:
             )
             continue
         ts = value.get("ts")
-        if (ts is not None and (type(ts) is not str or ts[4:5] != "-")) or "until" in value:
+        if (
+            (ts is not None and (type(ts) is not str or ts[4:5] != "-"))
+            or _DATED[0] in value
+            or _DATED[1] in value
+        ):
             reason = not_iso(value)
             if reason is not None:
                 dead.append(

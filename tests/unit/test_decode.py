@@ -23,6 +23,13 @@ SELF_EXCLUSION = (
 )
 
 
+REGISTRATION = (
+    b'{"event_id":"e3","type":"registration","player_id":"p1","ts":"2026-01-05T10:00:00Z",'
+    b'"country":"MT","currency":"EUR","timezone":"Europe/Malta","channel":"organic",'
+    b'"consents":{"email":true,"sms":false,"push":false,"in_app":true},"birth_date":%s}'
+)
+
+
 def decode_one(raw: bytes) -> tuple[str, str] | None:
     out = decode_batch(RawBatch("t/0", [raw], [17]))
     if out.events:
@@ -48,6 +55,11 @@ def test_extra_fields_are_ignored_not_fatal() -> None:
 )
 def test_a_self_exclusion_until_a_time_or_for_good_decodes(until: bytes) -> None:
     assert decode_one(SELF_EXCLUSION % until) is None
+
+
+@pytest.mark.parametrize("birth_date", [b"null", b'"1990-01-31"'])
+def test_a_registration_with_or_without_a_birth_date_decodes(birth_date: bytes) -> None:
+    assert decode_one(REGISTRATION % birth_date) is None
 
 
 @pytest.mark.parametrize(
@@ -84,6 +96,8 @@ def test_a_self_exclusion_until_a_time_or_for_good_decodes(until: bytes) -> None
             "'ts' must be an ISO-8601 timestamp",
         ),
         (SELF_EXCLUSION % b"1767600000.5", "invalid_field", "'until' must be an ISO-8601"),
+        (REGISTRATION % b"631152000", "invalid_field", "'birth_date' must be an ISO-8601 date"),
+        (REGISTRATION % b'"631152000"', "invalid_field", "'birth_date' must be an ISO-8601"),
     ],
 )
 def test_bad_records_become_dead_letters_that_say_what_is_wrong(
