@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from typing import Any
+
+import jinja2
 
 from operators.campaigns.config import Message
 from operators.campaigns.context import churn_risk, days_inactive
@@ -23,6 +26,8 @@ from operators.campaigns.store import STORE_KEY
 from operators.campaigns.templates import TemplateStore
 from operators.player_state import DAY, PlayerState
 from pipeline.events import Deposit, Login, ProfileUpdate, Registration
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "PlayerView",
@@ -184,6 +189,7 @@ def render(
     channel: str,
     state: PlayerState,
     context: dict[str, Any],
+    what: str = "",
 ) -> dict[str, Any]:
     """The message payload: template id, locale, rendered content (and a deep link)."""
     return template_payload(
@@ -193,6 +199,7 @@ def render(
         locale=state.locale,
         default_locale=default_locale,
         context=context,
+        what=what,
     )
 
 
@@ -204,12 +211,22 @@ def template_payload(
     locale: str | None,
     default_locale: str,
     context: dict[str, Any],
+    what: str = "",
 ) -> dict[str, Any]:
     """A message payload rendered from ``template_id`` in ``locale`` (else the default):
     template id, locale, rendered content (and a deep link). Campaign and gamification
-    messages both come through here."""
-    template = templates.pick(channel, template_id, locale, default_locale)
-    rendered, link = template.render(context)
+    messages both come through here.
+
+    Every template rendered at load against a sample; one that fails on a real player's
+    data (something the sample lacked) marks the message with the error, logged under
+    ``what`` (the campaign), instead of stopping the job.
+    """
+    try:
+        template = templates.pick(channel, template_id, locale, default_locale)
+        rendered, link = template.render(context)
+    except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
+        log.warning("%s: template %s failed: %s", what, template_id, exc)
+        return {"template_id": template_id, "locale": "", "error": str(exc)}
     payload: dict[str, Any] = {
         "template_id": template_id,
         "locale": template.locale,

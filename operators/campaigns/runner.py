@@ -16,11 +16,8 @@ derives every id; the message is ``<occurrence>:message``, the reward
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Any, Final
-
-import jinja2
 
 from operators.actions import ActionKind
 from operators.campaigns.compiled import CampaignSet, CompiledCampaign, Offer
@@ -42,7 +39,6 @@ from operators.rules import Intent
 
 __all__ = ["LIFECYCLE", "WALLET", "Cause", "Runner"]
 
-log = logging.getLogger(__name__)
 
 LIFECYCLE: Final = "lifecycle"  # the channel of lifecycle reports (the action log only)
 WALLET: Final = "wallet"  # the channel of rewards
@@ -175,19 +171,15 @@ class Runner:
             reward=view,
             journey_step=step,
         )
-        try:
-            payload = render(
-                self.templates,
-                self.default_locale,
-                message,
-                channel=channel,
-                state=state,
-                context=context,
-            )
-        except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
-            # Every template rendered at load; a failure here is data the sample lacked.
-            log.warning("campaign %s: template %s failed: %s", c.id, message.template, exc)
-            payload = {"template_id": message.template, "locale": "", "error": str(exc)}
+        payload = render(
+            self.templates,
+            self.default_locale,
+            message,
+            channel=channel,
+            state=state,
+            context=context,
+            what=f"campaign {c.id}",
+        )
         out.append(
             self.intent(
                 c,

@@ -15,10 +15,7 @@ suffixed ``:reward`` / ``:message``.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-import jinja2
 
 from operators.actions import ActionKind
 from operators.campaigns.templates import TemplateStore
@@ -26,8 +23,6 @@ from operators.gamification.context import Turn
 from operators.gamification.messages import DEFAULT_LOCALE, render
 from operators.gamification.program import MessageSpec, RewardSpec
 from operators.rules import Intent
-
-log = logging.getLogger(__name__)
 
 CHANNEL = "gamification"
 WALLET = "wallet"
@@ -102,22 +97,17 @@ class Emitter:
         about ``event`` (its fields in ``detail``) and the ``reward`` paid with it."""
         payload: dict[str, Any]
         if self.templates is not None:
-            try:
-                payload = render(
-                    self.templates,
-                    message,
-                    state=turn.state,
-                    now=turn.now,
-                    event=event,
-                    detail=detail,
-                    reward=reward,
-                    default_locale=self.default_locale,
-                )
-            except (jinja2.TemplateError, TypeError, ValueError, LookupError) as exc:
-                # Every template rendered at load; a failure here is data the sample
-                # lacked. As for campaigns: the message goes on, marked, not the job down.
-                log.warning("%s: template %s failed: %s", campaign_id, message.template_id, exc)
-                payload = {"template_id": message.template_id, "locale": "", "error": str(exc)}
+            payload = render(
+                self.templates,
+                message,
+                state=turn.state,
+                now=turn.now,
+                event=event,
+                detail=detail,
+                reward=reward,
+                default_locale=self.default_locale,
+                what=campaign_id,
+            )
             payload.update(detail)
         else:
             payload = {

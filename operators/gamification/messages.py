@@ -118,8 +118,10 @@ def render(
     detail: dict[str, Any],
     reward: RewardSpec | None,
     default_locale: str = DEFAULT_LOCALE,
+    what: str = "",
 ) -> dict[str, Any]:
-    """The message's payload: template id, locale, rendered content (and a deep link)."""
+    """The message's payload: template id, locale, rendered content (and a deep link);
+    a template failing on this player's data marks it (``template_payload``)."""
     context = _context(state, now, event, detail, reward)
     return template_payload(
         templates,
@@ -128,6 +130,7 @@ def render(
         locale=state.locale,
         default_locale=default_locale,
         context=context,
+        what=what,
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.campaign_config import TEMPLATES, of, replay, rules_for
 from tests.support.scenario import Script
 
@@ -97,3 +99,17 @@ def test_replaying_the_same_events_renders_the_same_payloads_and_ids(tmp_path: P
         for a in replay(s, rules_for(tmp_path / "b", HELLO.replace("CHANNEL", "email")))
     ]
     assert first == again
+
+
+def test_a_template_failing_on_a_real_players_data_marks_the_message_not_the_job(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The sample player has a birth date, so this renders at load; p1 has none."""
+    templates = {**TEMPLATES, "sms/note.en.txt": "Hello {{ player.id }}, {{ player.age + 1 }}\n"}
+    rules = rules_for(tmp_path, HELLO.replace("CHANNEL", "sms"), templates=templates)
+    (payload,) = [
+        a.payload for a in of(replay(Script().register("p1").login("p1"), rules), "hello", "sms")
+    ]
+    assert payload["template_id"] == "note" and payload["locale"] == ""
+    assert "rendered" not in payload and payload["error"]
+    assert "campaign hello: template note failed" in caplog.text
