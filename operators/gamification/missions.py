@@ -92,10 +92,7 @@ def assign(program: Program, emit: Emitter, turn: Turn) -> None:
     gs.assign_at = calendar("day", zone_name).span(now).end
     for mission in program.missions:
         logged = gs.mission_log.get(mission.id) if gs.mission_log else None
-        if mission.recurrence is None:
-            key = "once"
-        else:
-            key = calendar(mission.recurrence, zone_name).span(now).id
+        key, _ = instance(mission, zone_name, now)
         if logged == STARTED + key or (not mission.automatic and logged == OFFERED + key):
             continue
         if mission.segment is not None and not mission.segment.evaluate(turn):
