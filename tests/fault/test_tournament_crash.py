@@ -416,9 +416,23 @@ def test_kills_around_a_tournament_end_pay_each_prize_once_to_the_right_players(
             # 1. Killed in the final minute, once every score up to there is in the store.
             #    An epoch longer than the run: no snapshot, the restart replays it all.
             produce_stream(topics, lines(before_kill), clock_marks(KILL_AT, "a"))
+            #    The kill also waits for a score action in the action log: the store and the
+            #    log are separate outputs, and the replay check at the end needs a score
+            #    the first run logged before it died.
             first = start(1, EPOCH_INTERVAL_SECONDS="600")
             what = "the scores up to the final minute in the leaderboard store"
             wait_until(store_holds(first, at_kill), 30, what, logs)
+            with TopicReader(topics.brokers, topics.actions) as early:
+
+                def score_logged() -> bool:
+                    first.check()
+                    early.poll()
+                    return any(
+                        a["payload"].get("event") == "leaderboard_score"
+                        for a in values(early.records)
+                    )
+
+                wait_until(score_logged, 30, "a score action in the action log", logs)
             first.kill()
 
             # 2. The rest of the final minute and play past the end; killed once the final
