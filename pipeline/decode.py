@@ -18,7 +18,7 @@ import orjson
 from pydantic import TypeAdapter, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from operators.zones import known_zone
-from pipeline.events import EVENT_TYPES, Event
+from pipeline.events import AMOUNT_BRANCHES, EVENT_TYPES, Event
 from pipeline.records import RawBatch
 
 # Dead-letter kinds (bounded: they are metric label values).
@@ -150,8 +150,14 @@ def explain(error: ValidationError, record: dict[str, Any]) -> tuple[str, str]:
     parts = []
     kind = INVALID_FIELD
     for issue in issues:
-        # loc starts with the union tag (the event type): drop it, it is said once below.
-        loc = ".".join(str(p) for p in issue["loc"][1:]) or "record"
+        where = issue["loc"][1:]  # loc starts with the union tag (the event type): said once
+        if where and where[-1] in AMOUNT_BRANCHES:
+            # An amount is tried as plain digits, then as any decimal: the second says
+            # what is wrong (a sign, too many places...); the first adds nothing.
+            if where[-1] == AMOUNT_BRANCHES[0]:
+                continue
+            where = where[:-1]
+        loc = ".".join(str(p) for p in where) or "record"
         if issue["type"] == "missing":
             kind = MISSING_FIELD if kind == INVALID_FIELD else kind
             parts.append(f"missing field '{loc}'")

@@ -11,13 +11,45 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetPydanticSchema,
+    StringConstraints,
+)
+from pydantic_core import core_schema
 
 # Amounts are money: non-negative, at most 4 decimal places (state keeps them as integer
-# ten-thousandths, exactly), and at most 14 integer digits.
-Amount = Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)]
+# ten-thousandths, exactly), and at most 14 integer digits. The common form, plain digits
+# in a string ("12.50"), is checked by one pattern and converted by ``Decimal`` itself;
+# anything else (a JSON number, an exponent, a sign) goes through pydantic's constrained
+# decimal, which says what is wrong. Both accept and reject the same amounts, but the
+# constrained decimal alone cost about 1.1 µs a field (it calls back into Python for each
+# constraint), a tenth of the whole pipeline's cost for a bet.
+_AMOUNT_TEXT = r"^[0-9]{1,14}(\.[0-9]{1,4})?$"
+AMOUNT_BRANCHES = ("text", "decimal")  # union choice labels; decode drops them from a loc
+
+
+def _amount_schema(_source: Any, _handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+    text = core_schema.no_info_after_validator_function(
+        Decimal, core_schema.str_schema(pattern=_AMOUNT_TEXT)
+    )
+    checked = core_schema.decimal_schema(ge=Decimal(0), max_digits=18, decimal_places=4)
+    return core_schema.union_schema(
+        [(text, AMOUNT_BRANCHES[0]), (checked, AMOUNT_BRANCHES[1])],
+        mode="left_to_right",
+        serialization=core_schema.plain_serializer_function_ser_schema(
+            str, when_used="json-unless-none"
+        ),
+    )
+
+
+Amount = Annotated[Decimal, GetPydanticSchema(_amount_schema)]
 PlayerId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 EventId = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]

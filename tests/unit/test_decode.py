@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pickle
 from decimal import Decimal
+from typing import Annotated
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+from pydantic import Field, TypeAdapter, ValidationError
 
 from pipeline.decode import EventSlice, decode_batch
+from pipeline.events import Amount
 from pipeline.records import RawBatch
 from pipeline.simulator import SimulatorConfig, simulate
 
@@ -139,3 +144,56 @@ def test_a_shard_slice_crosses_processes_as_its_records_and_decodes_to_the_same_
     assert list(back) == list(part)
     assert back.raws == part.raws
     assert pickle.loads(pickle.dumps(EventSlice())) == []
+
+
+# The amounts pydantic's constrained decimal alone decides, and a grammar around the fast
+# path's edges: signs, spaces, exponents, too many digits or places, leading zeros.
+_CONSTRAINED = TypeAdapter(Annotated[Decimal, Field(ge=0, max_digits=18, decimal_places=4)])
+_AMOUNT = TypeAdapter(Amount)
+_TEXT_AMOUNTS = st.builds(
+    lambda sign, whole, dot, frac, exp, pad: f"{pad}{sign}{whole}{dot}{frac}{exp}",
+    st.sampled_from(["", "", "-", "+"]),
+    st.text("0123456789", min_size=0, max_size=17),
+    st.sampled_from([".", ".", ""]),
+    st.text("0123456789", min_size=0, max_size=6),
+    st.sampled_from(["", "", "", "e2", "E-3"]),
+    st.sampled_from(["", "", "", " "]),
+)
+
+
+def _outcome(adapter: TypeAdapter[Decimal], value: object) -> tuple[str, Decimal | None]:
+    try:
+        got = adapter.validate_python(value)
+    except ValidationError:
+        return "rejected", None
+    return type(got).__name__, got
+
+
+@settings(max_examples=1500, deadline=None)
+@example("123456789012345")  # 15 integer digits: one too many
+@example("12345678901234.1234")  # the largest plain amount
+@example("1.12345")
+@example("000000000000001.5")
+@given(
+    st.one_of(
+        _TEXT_AMOUNTS,
+        st.decimals(allow_nan=False, allow_infinity=False).map(str),
+        st.integers(min_value=-(10**16), max_value=10**16),
+        st.floats(allow_nan=False, allow_infinity=False, width=32),
+    )
+)
+def test_the_amount_fast_path_accepts_and_rejects_what_the_constrained_decimal_does(
+    value: object,
+) -> None:
+    """Plain digits in a string skip pydantic's constrained decimal (about 1.1 µs a field);
+    every amount, text or number, must still get exactly its answer, as a Decimal."""
+    assert _outcome(_AMOUNT, value) == _outcome(_CONSTRAINED, value)
+
+
+def test_a_bad_amount_is_explained_once_by_the_decimal_check() -> None:
+    result = decode_one(BET.replace(b'"1.2345"', b'"1.23456"') + b"}")
+    assert result == (
+        "invalid_field",
+        "invalid bet event: field 'amount': Decimal input should have no more than 4 "
+        "decimal places",
+    )
