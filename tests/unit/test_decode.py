@@ -197,3 +197,12 @@ def test_a_bad_amount_is_explained_once_by_the_decimal_check() -> None:
         "invalid bet event: field 'amount': Decimal input should have no more than 4 "
         "decimal places",
     )
+
+
+def test_a_slice_whose_records_no_longer_decode_fails_loudly_without_their_values() -> None:
+    """Only a process running another decoder can get here; it must stop, not drop."""
+    stale = EventSlice()
+    stale.raws.append(BET.replace(b'"1.2345"', b'"alice@example.com"') + b"}")
+    with pytest.raises(ValueError, match="different versions") as caught:
+        pickle.loads(pickle.dumps(stale))
+    assert "alice" not in str(caught.value)
