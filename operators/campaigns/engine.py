@@ -15,6 +15,7 @@ takes over between two batches without losing anything (see :meth:`rearm`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -51,6 +52,21 @@ _CATEGORY_NAMES: Final = {category: category.value for category in GameCategory}
 _CATEGORY_INDEX: Final = {category: index for index, category in enumerate(CATEGORIES)}
 
 
+class _Scratch:
+    """What one thread evaluates with: Bytewax runs a process's workers as threads that
+    share the rule set, and a condition reads the player from the context, so each
+    thread has its own context, and its own handlers closed over it."""
+
+    __slots__ = ("ctx", "dispatch", "journeys", "on_bet", "on_win")
+
+    def __init__(self, ctx: Context, journeys: Journeys) -> None:
+        self.ctx = ctx
+        self.journeys = journeys
+        self.dispatch: dict[str, Handler] = {}
+        self.on_bet: Handler | None = None
+        self.on_win: Handler | None = None
+
+
 def _chain(handlers: tuple[Handler, ...]) -> Handler:
     """One handler running ``handlers`` in order (itself when there is only one)."""
     if len(handlers) == 1:
@@ -73,9 +89,8 @@ class CampaignRules:
     def __init__(self, campaigns: CampaignSet) -> None:
         self.campaigns = campaigns
         self.version = campaigns.version
-        self._ctx = ctx = Context()
-        self._runner = runner = Runner(campaigns)
-        self._journeys = Journeys(runner, ctx)
+        self._runner = Runner(campaigns)
+        self._threads = threading.local()
         active = campaigns.campaigns
         self._timed = tuple(c for c in active if is_timed(c))
         self._deadlines: tuple[Deadline, ...] = tuple(deadline_of(c) for c in self._timed)
@@ -96,19 +111,38 @@ class CampaignRules:
             if isinstance(c.config.trigger, SignalTrigger):
                 for signal in c.config.trigger.signals:
                     self._signals[signal] = (*self._signals.get(signal, ()), c)
-        self._dispatch = self._build_dispatch()
-        self._on_bet = self._dispatch.get("bet")  # triggers on bets (the rest is inlined)
-        self._on_win = self._dispatch.get("win")
-
-    # -- construction --------------------------------------------------------------------
-
-    def _build_dispatch(self) -> dict[str, Handler]:
-        active = self.campaigns.campaigns
-        wagering = any(
+        self._wagering = any(
             offer.reward is not None and offer.reward.wagering is not None
             for key, (_, offers) in self._runner.offers.items()
             for offer in offers
         )
+        self._mine()  # the constructing thread's, and a bad configuration fails here
+
+    # -- construction --------------------------------------------------------------------
+
+    def _mine(self) -> _Scratch:
+        """This thread's context and handlers, built on its first call."""
+        mine: _Scratch | None = getattr(self._threads, "scratch", None)
+        if mine is None:
+            ctx = Context()
+            mine = self._threads.scratch = _Scratch(ctx, Journeys(self._runner, ctx))
+            mine.dispatch = self._build_dispatch()
+            mine.on_bet = mine.dispatch.get("bet")  # triggers on bets (the rest is inlined)
+            mine.on_win = mine.dispatch.get("win")
+        return mine
+
+    @property
+    def _ctx(self) -> Context:
+        return self._mine().ctx
+
+    @property
+    def _journeys(self) -> Journeys:
+        return self._mine().journeys
+
+    def _build_dispatch(self) -> dict[str, Handler]:
+        """The handlers of each event type, closed over this thread's context."""
+        active = self.campaigns.campaigns
+        wagering = self._wagering
         dispatch: dict[str, Handler] = {}
         for etype in EVENT_TYPES:
             handlers: list[Handler] = []
@@ -175,6 +209,8 @@ class CampaignRules:
         return handle
 
     def _exit_handler(self, journeys: tuple[CompiledCampaign, ...]) -> Handler:
+        mine = self._journeys
+
         def handle(
             state: PlayerState, event: Any, ts: int, out: list[Intent], schedule: Schedule
         ) -> None:
@@ -183,9 +219,7 @@ class CampaignRules:
                 return
             for c in journeys:
                 if c.id in store.live:
-                    self._journeys.exit_on_event(
-                        c, state, store, event_id=event.event_id, at=ts, out=out
-                    )
+                    mine.exit_on_event(c, state, store, event_id=event.event_id, at=ts, out=out)
 
         return handle
 
@@ -196,6 +230,7 @@ class CampaignRules:
     ) -> None:
         """React to an event already folded into ``state``."""
         etype = event.type
+        mine = getattr(self._threads, "scratch", None) or self._mine()
         if etype == "bet":
             # About half of all events: inlined. Arm the inactivity deadline if nothing
             # earlier is pending, note the category, count towards open wagering.
@@ -218,11 +253,11 @@ class CampaignRules:
                         state, store, ended=ended, stake=stake, event_id=bet.event_id, at=ts,
                         out=out,
                     )  # fmt: skip
-            handle = self._on_bet
+            handle = mine.on_bet
         elif etype == "win":
-            handle = self._on_win  # the other half: no dict lookup
+            handle = mine.on_win  # the other half: no dict lookup
         else:
-            handle = self._dispatch.get(etype)
+            handle = mine.dispatch.get(etype)
         if handle is not None:
             handle(state, event, ts, out, schedule)
 

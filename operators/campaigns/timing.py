@@ -25,13 +25,15 @@ _BATCH = 8  # ticks computed at once when a cache is extended
 class CronTicks:
     """The ticks of one cron expression in one time zone, computed lazily and kept."""
 
-    __slots__ = ("_expression", "_start", "_ticks", "_zone")
+    __slots__ = ("_cache", "_expression", "_zone")
 
     def __init__(self, expression: str, tz: dt.tzinfo) -> None:
         self._expression = expression
         self._zone = tz
-        self._ticks: list[int] = []
-        self._start = 0  # every tick in (start, ticks[-1]] is in the list
+        # (start, ticks): every tick in (start, ticks[-1]] is in the list. One tuple,
+        # replaced whole and never changed in place, because a process's worker threads
+        # share the rule set and so this cache.
+        self._cache: tuple[int, list[int]] = (0, [])
 
     def _compute(self, after: int, count: int) -> list[int]:
         it = croniter(self._expression, dt.datetime.fromtimestamp(after, self._zone))
@@ -39,16 +41,20 @@ class CronTicks:
 
     def next_after(self, at: int) -> int:
         """The first tick strictly after ``at``."""
-        ticks = self._ticks
-        if not ticks or at < self._start:
+        start, ticks = self._cache
+        if not ticks or at < start:
             # Before what is cached (or nothing yet): recompute from here, as far as before.
             fresh = self._compute(at, _BATCH)
             while ticks and fresh[-1] < ticks[-1]:
                 fresh.extend(self._compute(fresh[-1], _BATCH))
-            self._ticks = ticks = fresh
-            self._start = at
-        while ticks[-1] <= at:
-            ticks.extend(self._compute(ticks[-1], _BATCH))
+            start, ticks = at, fresh
+            self._cache = (start, ticks)
+        if ticks[-1] <= at:
+            longer = list(ticks)
+            while longer[-1] <= at:
+                longer.extend(self._compute(longer[-1], _BATCH))
+            ticks = longer
+            self._cache = (start, ticks)
         return ticks[bisect.bisect_right(ticks, at)]
 
 
