@@ -14,6 +14,9 @@ It prints medians (events/s, and the pipeline/ceiling ratio) and the resident st
 player at 100k players, measured with tracemalloc (state only, after a full fold) and
 as pickled snapshot bytes.
 
+With ``--fresh`` every pipeline run gets a fresh interpreter (as a job does), with the
+job's garbage-collector settings; without it they share this one, one after another.
+
 Slowdowns of one configuration against another are medians of per-round ratios, by wall
 time and by the process's CPU time over the same steady state (the job's thread and
 librdkafka's; the broker is another process). On a shared machine a neighbour's burst
@@ -42,6 +45,7 @@ from confluent_kafka import Consumer, TopicPartition
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from bench.jobs import in_child
 from bench.sessions import first_session
 from operators.engine import PlayerShard, shard_of
 from operators.triggers import TriggerSettings
@@ -143,6 +147,14 @@ def pipeline(
     return expected / (ended[0] - started[0]), expected / (ended[1] - started[1])
 
 
+def fresh_pipeline(
+    brokers: str, topic: str, expected: int, config: Path | None = None
+) -> tuple[float, float]:
+    """:func:`pipeline` in a spawned interpreter, with the job's collector settings."""
+    tune_gc()
+    return pipeline(brokers, topic, expected, config)
+
+
 def player_records(index: int) -> list[bytes]:
     """A typical player's first session (:func:`bench.sessions.first_session`) as records,
     on one of 20 days in January 2026."""
@@ -188,6 +200,11 @@ def main() -> None:
     parser.add_argument(
         "--configs", action="store_true", help="also run campaigns, gamification, everything"
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="run each pipeline in a fresh interpreter (as a job runs) instead of in this one",
+    )
     args = parser.parse_args()
 
     with TansuBroker() as broker:
@@ -207,7 +224,12 @@ def main() -> None:
                 ceilings.append(ceiling(broker.bootstrap, topic, args.events))
                 line = [f"round {round_no + 1}: ceiling {ceilings[-1]:,.0f}/s"]
                 for name, config in configs.items():
-                    rate, cpu_rate = pipeline(broker.bootstrap, topic, args.events, config)
+                    if args.fresh:
+                        rate, cpu_rate = in_child(
+                            fresh_pipeline, broker.bootstrap, topic, args.events, config
+                        )
+                    else:
+                        rate, cpu_rate = pipeline(broker.bootstrap, topic, args.events, config)
                     rates.setdefault(name, []).append(rate)
                     cpu_rates.setdefault(name, []).append(cpu_rate)
                     line.append(f"{name} {rate:,.0f}/s ({cpu_rate:,.0f}/s CPU)")
