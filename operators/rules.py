@@ -47,7 +47,13 @@ class Intent:
 
 
 class RuleSet(Protocol):
-    """A family of rules run by the player operator."""
+    """A family of rules run by the player operator.
+
+    One instance serves every shard of a process, and a process's workers are threads
+    (``-w N``): a rule set keeps nothing per call on itself. Per-player data lives in
+    the state; an object reused from call to call (an evaluation context) is per thread
+    (``tests/unit/test_shared_rules.py`` folds from two threads to check it).
+    """
 
     name: str
 
