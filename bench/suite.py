@@ -440,6 +440,11 @@ def main() -> None:
             latency_rows(clock_runs),
             args.latency_rounds,
         )
+    print(
+        "\nMemory (bench/memory.py: every player resident, no eviction, the freed dedup ids"
+        " kept by the allocator; bench/eviction.py measures a lapsing population with"
+        " eviction)"
+    )
     print("\n| players | RSS per player, bytes | peak RSS, MiB | target | |")
     print("|---|---|---|---|---|")
     for players, per_player, peak_kib in memory:
