@@ -9,6 +9,7 @@ equal what an uninterrupted run decides: nothing lost, nothing paid twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -28,8 +29,9 @@ from confluent_kafka import Producer
 from pipeline.cli import main
 from pipeline.produce import produce_records
 from pipeline.simulator import SimulatorConfig, simulate
+from tests.support.fault_helpers import TopicReader, wait_until
 from tests.support.providers import Providers
-from tests.support.tansu import TansuBroker, consume_all, create_topic
+from tests.support.tansu import ConsumedRecord, TansuBroker, create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +50,13 @@ def _records() -> list[bytes]:
         for i in range(PARTITIONS)
     ]
     return records
+
+
+def decided(records: list[ConsumedRecord]) -> set[tuple[str, str]]:
+    """The ``(action_id, decision)`` pairs of action-log records."""
+    return {
+        (a["action_id"], a["decision"]) for a in (orjson.loads(r.value or b"") for r in records)
+    }
 
 
 def _inbox_ids(prefix: str) -> Counter[str]:
@@ -121,46 +130,60 @@ def test_ten_kills_and_restarts_deliver_every_action_exactly_once(
         producer.produce(env["PITBOSS_EVENTS_TOPIC"], sentinel, partition=partition)
     assert producer.flush(10) == 0
 
+    logs: list[Path] = []
+
     def start(workers: int) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pipeline.cli", "run", "-w", str(workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # The job's log goes to a file: a pipe nobody reads while it runs could fill up
+        # and stall it.
+        logs.append(tmp_path / f"run-{len(logs) + 1}.log")
+        with logs[-1].open("wb") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "pipeline.cli", "run", "-w", str(workers)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+
+    def log_tail() -> str:
+        return logs[-1].read_text(errors="replace")[-3000:]
 
     rng = random.Random(20261123)
     kills = 0
     for round_no in range(KILLS):
         proc = start(1 if round_no % 2 else 2)  # alternate the worker count
         time.sleep(rng.uniform(1.5, 3.5))
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:] if proc.stderr else ""
+        assert proc.poll() is None, log_tail()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        if proc.stderr:
-            proc.stderr.close()
         kills += 1
     final = start(2)
     try:
-        actions = consume_all(brokers, env["PITBOSS_ACTIONS_TOPIC"], len(expected), 120)
-        # Give in-flight deliveries a moment after their actions were logged.
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and len(_inbox_ids(redis_prefix)) < len(inbox):
-            time.sleep(0.2)
-    finally:
-        final.send_signal(signal.SIGINT)
-        try:
+        with TopicReader(brokers, env["PITBOSS_ACTIONS_TOPIC"]) as reader:
+            # Every decision logged (the killed runs logged some twice, so a count of
+            # records would be reached too early), then every delivery made.
+            def all_logged() -> bool:
+                assert final.poll() is None, log_tail()
+                reader.poll()
+                return expected <= decided(reader.records)
+
+            wait_until(all_logged, 120, "every expected decision in the action log", log_tail)
+
+            def delivered() -> bool:
+                wallet_keys = {r.headers["idempotency-key"] for r in providers.on("/wallet")}
+                return wallet <= wallet_keys and len(_inbox_ids(redis_prefix)) >= len(inbox)
+
+            with contextlib.suppress(AssertionError):  # what is missing is asserted below
+                wait_until(delivered, 30, "every delivery")
+            final.send_signal(signal.SIGINT)
             final.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+            actions = reader.read_to_end()
+    finally:
+        if final.poll() is None:
             final.kill()
             final.wait(timeout=10)
-        if final.stderr:
-            final.stderr.close()
 
     assert kills >= 10
-    logged = {
-        (a["action_id"], a["decision"]) for a in (orjson.loads(r.value or b"") for r in actions)
-    }
+    logged = decided(actions)
     assert expected <= logged  # every decision is in the action log (at least once)
     assert {aid for aid, _ in logged} == {aid for aid, _ in expected}  # and nothing else
 
