@@ -41,6 +41,7 @@ from pipeline.delivery import (
     suppression_updates,
 )
 from pipeline.events import Event
+from pipeline.kafka import Throttled
 from pipeline.metrics import Metrics
 from pipeline.outputs import SuppressionListSink
 from pipeline.records import RawBatch
@@ -367,6 +368,7 @@ def build_flow(
     """
     flow = Dataflow("pitboss")
     raw = op.input("source", flow, source)
+    zone_log = Throttled(log)  # a producer sending bad zones would log every batch
 
     def decode(batch: RawBatch) -> DecodedBatch:
         decoded = decode_batch(batch)
@@ -379,7 +381,8 @@ def build_flow(
             unknown = unknown_zones(decoded.events)
             if unknown:  # kept, with local times in UTC: counted, not dropped
                 metrics.unknown_timezones.inc(unknown)
-                log.warning(
+                zone_log.log(
+                    logging.WARNING,
                     "%d registration(s) with a time zone the zone database lacks: their "
                     "local times (quiet hours, birthdays, local days) use UTC",
                     unknown,

@@ -40,6 +40,7 @@ __all__ = [
     "KafkaBatchSource",
     "KafkaProducerSink",
     "LagObserver",
+    "Throttled",
     "ensure_topics",
     "kafka_consumer_config",
     "kafka_producer_config",
@@ -149,7 +150,7 @@ def _is_transient(err: KafkaError) -> bool:
     return not err.fatal() and (err.code() in _TRANSIENT_ERRORS or err.retriable())
 
 
-class _Throttled:
+class Throttled:
     """Passes a recurring log line once, then at most once per interval, with a count."""
 
     def __init__(self, target: logging.Logger, interval_s: float = _LOG_INTERVAL_S) -> None:
@@ -179,14 +180,14 @@ class _LibrdkafkaLog:
     """
 
     def __init__(self) -> None:
-        self._by_facility: dict[str, _Throttled] = {}
+        self._by_facility: dict[str, Throttled] = {}
 
     def log(self, level: int, msg: str, *args: object) -> None:
         # confluent-kafka calls log(python_level, "%s [%s] %s", facility, client, text).
         facility = str(args[0]) if args else ""
         throttled = self._by_facility.get(facility)
         if throttled is None:
-            throttled = self._by_facility[facility] = _Throttled(librdkafka_logger)
+            throttled = self._by_facility[facility] = Throttled(librdkafka_logger)
         throttled.log(level, msg, *args)
 
 
@@ -212,7 +213,7 @@ class _KafkaBatchPartition(StatefulSourcePartition[RawBatch, int]):
         self._first_batch = True
         self._eof = False
         self._awake_at: datetime | None = None
-        self._transient_log = _Throttled(logger)
+        self._transient_log = Throttled(logger)
         self._transient_seen = False
         self._client_failure: KafkaError | None = None
         self._lag_observer = lag_observer
@@ -472,7 +473,7 @@ class _ProducerPartition(StatelessSinkPartition[tuple[bytes | None, bytes]]):
         self._failed = 0
         self._first_error: KafkaError | None = None
         self._client_failure: KafkaError | None = None
-        self._transient_log = _Throttled(logger)
+        self._transient_log = Throttled(logger)
         producer_config: dict[str, Any] = dict(config)
         # Only failures are reported: that is all we act on, and it is cheaper.
         producer_config["delivery.report.only.error"] = True

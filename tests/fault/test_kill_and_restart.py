@@ -29,9 +29,9 @@ from confluent_kafka import Producer
 from pipeline.cli import main
 from pipeline.produce import produce_records
 from pipeline.simulator import SimulatorConfig, simulate
-from tests.support.fault_helpers import TopicReader, wait_until
+from tests.support.fault_helpers import TopicReader, decisions, values, wait_until
 from tests.support.providers import Providers
-from tests.support.tansu import ConsumedRecord, TansuBroker, create_topic
+from tests.support.tansu import TansuBroker, create_topic
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +50,6 @@ def _records() -> list[bytes]:
         for i in range(PARTITIONS)
     ]
     return records
-
-
-def decided(records: list[ConsumedRecord]) -> set[tuple[str, str]]:
-    """The ``(action_id, decision)`` pairs of action-log records."""
-    return {
-        (a["action_id"], a["decision"]) for a in (orjson.loads(r.value or b"") for r in records)
-    }
 
 
 def _inbox_ids(prefix: str) -> Counter[str]:
@@ -164,7 +157,7 @@ def test_ten_kills_and_restarts_deliver_every_action_exactly_once(
             def all_logged() -> bool:
                 assert final.poll() is None, log_tail()
                 reader.poll()
-                return expected <= decided(reader.records)
+                return expected <= set(decisions(values(reader.records)))
 
             wait_until(all_logged, 120, "every expected decision in the action log", log_tail)
 
@@ -183,7 +176,7 @@ def test_ten_kills_and_restarts_deliver_every_action_exactly_once(
             final.wait(timeout=10)
 
     assert kills >= 10
-    logged = decided(actions)
+    logged = set(decisions(values(actions)))
     assert expected <= logged  # every decision is in the action log (at least once)
     assert {aid for aid, _ in logged} == {aid for aid, _ in expected}  # and nothing else
 
