@@ -94,6 +94,30 @@ class Action(BaseModel):
         except TypeError:
             return self.model_dump_json().encode()
 
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> Action:
+        """An action from values that are already of the field types, every field given in
+        declaration order (the engine builds them from typed intents): about 0.5 µs
+        against 2.5 for validation, which matters at one action per few events.
+
+        What ``model_construct`` sets, without its per-field defaults pass (which costs
+        more than validating). ``tests/unit/test_actions.py`` holds it equal to the
+        validated model, field for field and byte for byte.
+        """
+        action = _new(cls)
+        _set(action, "__dict__", values)
+        _set(action, "__pydantic_fields_set__", set(_ALL_FIELDS))
+        _set(action, "__pydantic_extra__", None)
+        _set(action, "__pydantic_private__", None)
+        return action
+
+
+_new = object.__new__
+_set = object.__setattr__
+_ALL_FIELDS = frozenset(Action.model_fields)
+FIELD_ORDER: tuple[str, ...] = tuple(Action.model_fields)
+"""Action's fields in declaration order: the order ``Action.trusted`` needs."""
+
 
 def epoch_to_datetime(seconds: float) -> dt.datetime:
     """Event-time seconds as an aware UTC datetime."""

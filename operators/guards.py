@@ -191,22 +191,26 @@ def to_action(intent: Intent, decision: str, **changes: Any) -> Action:
     decided_at = (
         event_at if intent.decided_at == intent.event_at else epoch_to_datetime(intent.decided_at)
     )
-    return Action(
-        action_id=derive_action_id(intent.campaign_id, intent.player_id, intent.occurrence),
-        campaign_id=intent.campaign_id,
-        player_id=intent.player_id,
-        kind=intent.kind,
-        channel=intent.channel,
-        payload=intent.payload,
-        event_id=intent.event_id,
-        decision=decision,
-        event_at=event_at,
-        decided_at=decided_at,
-        priority=intent.priority,
-        campaign_version=intent.version,
-        variant=intent.variant,
-        cost=intent.cost,
-        currency=intent.currency,
-        defer_when_capped=intent.defer_when_capped,
-        **changes,
-    )
+    values: dict[str, Any] = {
+        "action_id": derive_action_id(intent.campaign_id, intent.player_id, intent.occurrence),
+        "campaign_id": intent.campaign_id,
+        "player_id": intent.player_id,
+        "kind": intent.kind,
+        "channel": intent.channel,
+        "payload": intent.payload,
+        "event_id": intent.event_id,
+        "decision": decision,
+        "event_at": event_at,
+        "decided_at": decided_at,
+        "delivered_at": None,
+        "priority": intent.priority,
+        "campaign_version": intent.version,
+        "variant": intent.variant,
+        "cost": intent.cost,
+        "currency": intent.currency,
+        "detail": "",
+        "defer_when_capped": intent.defer_when_capped,
+    }
+    if changes:  # rare (a settlement's records): validated as given
+        return Action(**{**values, **changes})
+    return Action.trusted(values)

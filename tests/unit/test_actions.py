@@ -8,7 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.actions import Action, ActionKind
+from operators.actions import FIELD_ORDER, Action, ActionKind
+from operators.guards import to_action
+from operators.rules import Intent
 
 JSON_LEAVES = (
     st.none()
@@ -65,3 +67,47 @@ def test_to_json_is_the_bytes_pydantic_gives(
     assert action.to_json() == action.model_dump_json().encode()
     copied = action.model_copy(update={"decision": "failed", "detail": texts[0]})
     assert copied.to_json() == copied.model_dump_json().encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=PAYLOADS,
+    kind=st.sampled_from(list(ActionKind)),
+    times=st.tuples(st.integers(86_400, 4_000_000_000), st.integers(0, 3600)),
+    texts=st.lists(st.text(), min_size=6, max_size=6),
+    numbers=st.tuples(st.integers(-(2**31), 2**31), st.integers(0, 2**62), st.integers(0, 10**6)),
+)
+def test_a_decided_intent_is_the_action_pydantic_would_validate(
+    payload: dict[str, Any],
+    kind: ActionKind,
+    times: tuple[int, int],
+    texts: list[str],
+    numbers: tuple[int, int, int],
+) -> None:
+    intent = Intent(
+        texts[0],
+        texts[1],
+        texts[2],
+        kind,
+        texts[3],
+        payload,
+        texts[4],
+        times[0],
+        times[0] + times[1],
+        priority=numbers[0],
+        version=texts[5],
+        variant=texts[2],
+        cost=numbers[1],
+        currency=texts[3],
+        defer_when_capped=numbers[2],
+    )
+    action = to_action(intent, "sent")
+    validated = Action.model_validate(action.model_dump())
+    assert action == validated
+    assert list(action.__dict__) == list(validated.__dict__) == list(FIELD_ORDER)
+    assert action.to_json() == validated.to_json() == validated.model_dump_json().encode()
+    assert action.kind is kind
+    assert action.model_fields_set == set(FIELD_ORDER)
+    changed = action.model_copy(update={"decision": "failed"})
+    assert changed.decision == "failed"
+    assert changed.to_json() == changed.model_dump_json().encode()
