@@ -25,9 +25,15 @@ from pipeline.events import Event
 Schedule = Callable[[PlayerState, int], None]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Intent:
-    """What a rule wants done for a player, before the guards decide."""
+    """What a rule wants done for a player, before the guards decide.
+
+    Treat it as immutable (``dataclasses.replace`` makes a changed copy). It is not
+    declared frozen because a frozen dataclass sets each field through
+    ``object.__setattr__``: 1.7 µs to build one against 0.3, at one intent every few
+    events.
+    """
 
     campaign_id: str
     player_id: str
