@@ -131,18 +131,40 @@ def _chain(node: nodes.Node) -> Path_ | None:
     return None
 
 
+TRUTH: Final = "?"
+"""A path ``("?", root)``: the template reads only whether ``root`` is truthy."""
+
+
 def read_paths(sources: list[str]) -> tuple[Path_, ...] | None:
     """Every context path the templates read (``player.currency``...), or ``None`` when a
-    context root is used whole or reassigned, and the output cannot be keyed by paths."""
+    context root is used whole or reassigned, and the output cannot be keyed by paths.
+
+    A root used only as a test (``{% if reward and reward.type == 'x' %}``, ``not
+    reward``, ``a if reward else b``) is read as ``(TRUTH, root)``: only its truth
+    matters there, and the starter pack's gamification messages test ``reward`` so.
+    """
     found: set[Path_] = set()
 
-    def visit(node: nodes.Node) -> bool:
+    def visit(node: nodes.Node, test: bool = False) -> bool:
         chain = _chain(node)
         if chain is not None:
             found.add(chain)
             return True
         if isinstance(node, nodes.Name) and node.name in _ROOTS:
+            if test and node.ctx == "load":
+                found.add((TRUTH, node.name))
+                return True
             return False  # used whole (or assigned to): no key can stand for it
+        if isinstance(node, nodes.If):
+            branches = [*node.body, *node.elif_, *node.else_]
+            return visit(node.test, True) and all(visit(child) for child in branches)
+        if isinstance(node, nodes.CondExpr):
+            rest = [node.expr1] if node.expr2 is None else [node.expr1, node.expr2]
+            return visit(node.test, True) and all(visit(child) for child in rest)
+        if isinstance(node, nodes.Not):
+            return visit(node.node, True)
+        if isinstance(node, nodes.And | nodes.Or):  # a test only where the whole is one
+            return visit(node.left, test) and visit(node.right, test)
         return all(visit(child) for child in node.iter_child_nodes())
 
     for source in sources:
@@ -178,8 +200,11 @@ class Template:
         if paths is None:
             return None
         getattr_ = _PLAIN.getattr
-        key = []
+        key: list[Any] = []
         for path in paths:
+            if path[0] == TRUTH:
+                key.append(bool(context.get(path[1])))
+                continue
             value = context.get(path[0])
             for name in path[1:]:
                 if value is None:
