@@ -97,9 +97,6 @@ def score(
     settings = program.settings
     reach_default = newest(acc, program, window_start)
     for board in program.boards:
-        span = board.span(window_start)
-        if span.id in ("before", "after"):
-            continue  # a one-off tournament not running at the time
         if board.score == "points":
             value, reached = points, reach_default
         elif acc is None:
@@ -111,7 +108,10 @@ def score(
             elif board.score == "bets":
                 value *= 100
         if value <= 0:
-            continue
+            continue  # nothing to add (most windows score on few boards): no period needed
+        span = board.span(window_start)
+        if span.id in ("before", "after"):
+            continue  # a one-off tournament not running at the time
         if board.eligible is not None and not board.eligible.evaluate(turn):
             continue
         delta = value

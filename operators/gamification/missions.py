@@ -150,6 +150,7 @@ def progress(
     etype = event.type
     bit = 1 << category if category >= 0 else -1
     finished: list[tuple[MissionRun, Mission]] | None = None
+    settings = program.settings
     for run in runs:
         if ts >= run.ends or ts < run.started:
             continue
@@ -178,7 +179,10 @@ def progress(
                     if measure == REAL_WAGER
                     else int(event.amount.scaleb(4))
                 )
-                value = counts[j] + program.settings.to_base(units, event.currency)
+                currency = event.currency
+                if currency != settings.base_currency:  # else the units are base units
+                    units = settings.to_base(units, currency)
+                value = counts[j] + units
             else:
                 seen = run.seen
                 if seen is None:
