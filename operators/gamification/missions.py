@@ -157,8 +157,9 @@ def progress(
         mission = missions.get(run.mission)
         if mission is None:
             continue
-        steps = mission.steps.get(etype)
-        if steps is None:
+        # A bet walks only the steps of its game category (often none).
+        steps = mission.bet_steps[category] if category >= 0 else mission.steps.get(etype)
+        if not steps:
             continue
         counts = run.progress
         for j, mask, categories, when, measure, target in steps:

@@ -15,7 +15,17 @@ from typing import Any, Literal
 from operators.campaigns.templates import TemplateStore
 from operators.expressions import Condition
 from operators.gamification.periods import Calendar, PeriodKind, Span
-from operators.gamification.state import BET_AT, BETS, BONUS, MULT, MULT_AT, REAL, WIN_AT, WINS
+from operators.gamification.state import (
+    BET_AT,
+    BETS,
+    BONUS,
+    MULT,
+    MULT_AT,
+    N_CATEGORIES,
+    REAL,
+    WIN_AT,
+    WINS,
+)
 
 POINTS_SCALE = 100  # points are kept in hundredths
 MONEY_UNITS = 10_000  # money is kept in ten-thousandths
@@ -209,6 +219,9 @@ class Mission:
     all_done: int = 0  # the MissionRun.done mask of a completed mission (set below)
     # event type -> its objectives as flat steps for the per-event loop (set below)
     steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
+    # game category index -> the bet steps that count that category (set below): a bet
+    # walks only those
+    bet_steps: tuple[tuple[Step, ...], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "all_done", (1 << len(self.objectives)) - 1)
@@ -221,6 +234,11 @@ class Mission:
             for event, indexes in self.by_event.items()
         }
         object.__setattr__(self, "steps", steps)
+        bets = steps.get("bet", ())
+        by_category = tuple(
+            tuple(step for step in bets if step[2] >> index & 1) for index in range(N_CATEGORIES)
+        )
+        object.__setattr__(self, "bet_steps", by_category)
 
     @property
     def money(self) -> int:
