@@ -71,6 +71,21 @@ def test_completing_every_objective_in_time_completes_the_mission(tmp_path: Path
     assert message.payload["template_id"] == "mission_complete"
 
 
+def test_bets_in_other_game_categories_do_not_count_towards_a_category_objective(
+    tmp_path: Path,
+) -> None:
+    s = Script().register("p1")
+    for category in ("live", "table", "sports", "other", "slots", "live", "slots"):
+        bet(s.after(seconds=10), "p1", "1.00", category)
+    s.after(seconds=10).deposit("p1", "50.00")
+    actions = replay(warmup(tmp_path), s)
+    assert named(actions, "mission_completed") == []  # two slots spins of three
+    bet(s.after(seconds=10), "p1", "1.00", "slots")
+    actions = replay(warmup(tmp_path), s)
+    (completed,) = named(actions, "mission_completed")
+    assert completed.event_id == s.records[-1]["event_id"]
+
+
 def test_a_mission_expiring_one_second_before_the_last_objective_is_expired_not_completed(
     tmp_path: Path,
 ) -> None:
