@@ -1,13 +1,14 @@
-"""The CPU one HTTP delivery costs the job: Pitboss's webhook sender against a bare
-``http.client`` POST of the same bytes.
+"""The CPU one HTTP delivery costs the job: Pitboss's webhook sender against the same
+POST through its HTTP library alone and through a bare ``http.client`` connection.
 
 Run: ``.venv/bin/python bench/senders.py [--requests N] [--rounds R]``. It starts
 ``bench/servers.py``'s loopback providers (in a child process, so serving does not
 count) and then, R times, interleaved: N sends of one action through ``WebhookSink``
-(httpx, keep-alive, the request built and signed per send, as the job does), and N
-POSTs of that same body and those same headers over one ``http.client`` connection.
-It prints the medians of this process's CPU time (user + system) and wall time per
-request. The gap between the two is what the HTTP library costs per delivery.
+(urllib3, keep-alive, the request built and signed per send, as the job does), N POSTs
+of that same body and those same headers through a urllib3 ``HTTPConnectionPool``
+alone, and N over one ``http.client`` connection. It prints the medians of this
+process's CPU time (user + system) and wall time per request. The gaps are what the
+sink's own work and the HTTP library cost per delivery.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def main() -> None:
     print("| per request | CPU µs | wall µs |")
     print("|---|---|---|")
     names = {
-        "sender": "`WebhookSink.send` (httpx)",
+        "sender": "`WebhookSink.send` (urllib3)",
         "urllib3": "urllib3 `HTTPConnectionPool.urlopen` POST",
         "bare": "bare `http.client` POST",
     }
