@@ -37,7 +37,13 @@ from urllib3.exceptions import (
 )
 
 from operators.actions import Action
-from sinks.base import ChannelSink, DeliveryPolicy, PermanentDeliveryError, TransientDeliveryError
+from sinks.base import (
+    ChannelSink,
+    DeliveryError,
+    DeliveryPolicy,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +132,13 @@ class HttpSink(ChannelSink):
         elif settings.username is not None and settings.password is not None:
             pair = f"{settings.username}:{settings.password.get_secret_value()}".encode()
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
+        for name, value in headers.items():  # http.client sends headers as Latin-1
+            try:
+                f"{name}: {value}".encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"provider {self.name}: header {name!r} is not Latin-1 text"
+                ) from None  # the value may be a secret: not shown
         self._headers = dict(headers)  # a plain dict is cheaper to copy and send
         self._header_names = {name.lower(): name for name in self._headers}
         url = urllib3.util.parse_url(settings.url)
@@ -189,18 +202,17 @@ class HttpSink(ChannelSink):
         """Close the connection pool."""
         self._pool.close()
 
-    def _failure(self, action: Action, exc: HTTPError, limit: float) -> Exception:
+    def _failure(self, action: Action, exc: HTTPError, limit: float) -> DeliveryError:
         """The delivery error for what urllib3 raised, named by kind, never by content."""
         # NewConnectionError subclasses ConnectTimeoutError (urllib3 1.x compatibility).
         if isinstance(exc, NewConnectionError):
             return self._transient(action, "connection failed (ConnectError)")
-        if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | EmptyPoolError):
-            kind = {
-                ConnectTimeoutError: "ConnectTimeout",
-                ReadTimeoutError: "ReadTimeout",
-                EmptyPoolError: "PoolTimeout",
-            }[type(exc)]
-            return self._transient(action, f"timed out after {limit:.3g}s ({kind})")
+        if isinstance(exc, ConnectTimeoutError):
+            return self._transient(action, f"timed out after {limit:.3g}s (ConnectTimeout)")
+        if isinstance(exc, ReadTimeoutError):
+            return self._transient(action, f"timed out after {limit:.3g}s (ReadTimeout)")
+        if isinstance(exc, EmptyPoolError):  # every connection busy for the whole attempt
+            return self._transient(action, f"timed out after {limit:.3g}s (PoolTimeout)")
         if isinstance(exc, ProtocolError):  # reset, closed or broken mid-request or response
             cause = exc.args[1] if len(exc.args) > 1 else exc
             return self._transient(action, f"connection failed ({type(cause).__name__})")

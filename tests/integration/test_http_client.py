@@ -320,3 +320,14 @@ def test_a_request_header_replaces_a_configured_one_of_any_spelling() -> None:
     head = requests[0].split(b"\r\n\r\n")[0].lower()
     assert head.count(b"idempotency-key:") == 1 and b"idempotency-key: a-wire-0001" in head
     assert b"x-tenant: casino-7" in head
+
+
+def test_a_header_http_cannot_carry_is_refused_at_start_without_showing_its_value() -> None:
+    with pytest.raises(ValueError, match="header 'X-Signature' is not Latin-1 text") as raised:
+        wallet("http://127.0.0.1:9/wallet", headers={"X-Signature": "секрет"})
+    assert "секрет" not in str(raised.value)
+
+
+def test_a_provider_url_without_a_host_is_refused_at_load() -> None:
+    with pytest.raises(ValueError, match="the provider url has no host"):
+        HttpProviderSettings(name="wallet-test", url="http:///wallet")
