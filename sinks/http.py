@@ -1,16 +1,20 @@
 """HTTP JSON providers: SMS, push, signed webhooks and the operator's wallet.
 
-One base, :class:`HttpSink`, owns the client, credentials, timeouts and the mapping of
-outcomes: 2xx delivered; 408/425/429/5xx, timeouts and connection errors transient (with
-``Retry-After`` honoured); any other status permanent. Each provider only says what it
-posts. Bodies are never logged: they carry personal data.
+One base, :class:`HttpSink`, owns the connection pool (urllib3, keep-alive, thread-safe),
+credentials, timeouts and the mapping of outcomes: 2xx delivered; 408/425/429/5xx,
+timeouts and connection errors transient (with ``Retry-After`` honoured); any other
+status permanent. Each provider only says what it posts. Bodies are never logged: they
+carry personal data.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import logging
 import time
+import warnings
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,14 +22,35 @@ from decimal import Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
-import httpx
 import orjson
+import urllib3
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    EmptyPoolError,
+    HTTPError,
+    InsecureRequestWarning,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from operators.actions import Action
-from sinks.base import ChannelSink, DeliveryPolicy, PermanentDeliveryError, TransientDeliveryError
+from sinks.base import (
+    ChannelSink,
+    DeliveryError,
+    DeliveryPolicy,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+logger = logging.getLogger(__name__)
 
 _MESSAGE_ID_FIELDS = ("id", "message_id", "messageId", "transaction_id")
+# Connections to one provider at once (each delivery thread holds one while it sends);
+# a send waits for a free one within its attempt timeout (httpx's default cap, kept).
+MAX_CONNECTIONS = 100
 
 
 class HttpProviderSettings(BaseModel):
@@ -48,6 +73,12 @@ class HttpProviderSettings(BaseModel):
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("the provider url must start with http:// or https://")
+        try:
+            host = urllib3.util.parse_url(value).host
+        except urllib3.exceptions.LocationParseError as exc:
+            raise ValueError(f"the provider url cannot be parsed ({exc})") from exc
+        if not host:
+            raise ValueError("the provider url has no host")
         return value
 
     @model_validator(mode="after")
@@ -89,25 +120,46 @@ class HttpSink(ChannelSink):
         settings: HttpProviderSettings,
         channel: str,
         *,
-        transport: httpx.BaseTransport | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         super().__init__(settings.name, channel, settings.delivery)
         self.settings = settings
         self._now = now
-        auth: httpx.Auth | None = None
-        headers = {"Content-Type": "application/json; charset=utf-8", **settings.headers}
+        headers = urllib3.HTTPHeaderDict({"Content-Type": "application/json; charset=utf-8"})
+        headers.update(settings.headers)
         if settings.bearer_token is not None:
             headers["Authorization"] = f"Bearer {settings.bearer_token.get_secret_value()}"
         elif settings.username is not None and settings.password is not None:
-            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-        self._client = httpx.Client(
-            auth=auth,
-            headers=headers,
-            verify=settings.verify_tls,
-            follow_redirects=False,
-            transport=transport,
-        )
+            pair = f"{settings.username}:{settings.password.get_secret_value()}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
+        for name, value in headers.items():  # http.client sends headers as Latin-1
+            try:
+                f"{name}: {value}".encode("latin-1")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    f"provider {self.name}: header {name!r} is not Latin-1 text"
+                ) from None  # the value may be a secret: not shown
+        self._headers = dict(headers)  # a plain dict is cheaper to copy and send
+        self._header_names = {name.lower(): name for name in self._headers}
+        url = urllib3.util.parse_url(settings.url)
+        host = url.host or ""  # never empty: the settings validator checks
+        self._path = url.request_uri
+        pool: dict[str, Any] = {"maxsize": MAX_CONNECTIONS, "block": True, "retries": False}
+        if url.scheme == "https":
+            if not settings.verify_tls:
+                # The operator turned verification off on purpose: say so once, here,
+                # rather than urllib3 warning on every request.
+                logger.warning("provider %s: TLS certificate verification is off", self.name)
+                warnings.filterwarnings("ignore", category=InsecureRequestWarning)
+            self._pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
+                host,
+                url.port,
+                cert_reqs="CERT_REQUIRED" if settings.verify_tls else "CERT_NONE",
+                assert_hostname=None if settings.verify_tls else False,
+                **pool,
+            )
+        else:
+            self._pool = urllib3.HTTPConnectionPool(host, url.port, **pool)
 
     @abstractmethod
     def build_request(self, action: Action) -> HttpRequest:
@@ -117,20 +169,27 @@ class HttpSink(ChannelSink):
         """POST the action once; returns the provider's message id, if it sends one."""
         request = self.build_request(action)
         limit = timeout if timeout is not None else self.policy.attempt_timeout_seconds
-        timeouts = httpx.Timeout(limit, connect=min(limit, self.settings.connect_timeout_seconds))
+        headers = self._headers
+        if request.headers:  # a request's own headers replace defaults of any spelling
+            headers = headers.copy()
+            for name, value in request.headers.items():
+                headers.pop(self._header_names.get(name.lower(), name), None)
+                headers[name] = value
         try:
-            response = self._client.post(
-                self.settings.url, content=request.body, headers=request.headers, timeout=timeouts
+            response = self._pool.urlopen(
+                "POST",
+                self._path,
+                body=request.body,
+                headers=headers,
+                redirect=False,
+                timeout=urllib3.Timeout(
+                    total=limit, connect=min(limit, self.settings.connect_timeout_seconds)
+                ),
+                pool_timeout=limit,  # type: ignore[arg-type]  # annotated int; a queue timeout
             )
-        except httpx.TimeoutException as exc:
-            raise self._transient(
-                action, f"timed out after {limit:.3g}s ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            raise self._transient(action, f"connection failed ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise self._permanent(action, f"request failed ({type(exc).__name__})") from exc
-        status = response.status_code
+        except HTTPError as exc:
+            raise self._failure(action, exc, limit) from exc
+        status = response.status
         if 200 <= status < 300:
             return _message_id(response)
         if status in self.TRANSIENT_STATUSES or status >= 500:
@@ -141,7 +200,25 @@ class HttpSink(ChannelSink):
 
     def close(self) -> None:
         """Close the connection pool."""
-        self._client.close()
+        self._pool.close()
+
+    def _failure(self, action: Action, exc: HTTPError, limit: float) -> DeliveryError:
+        """The delivery error for what urllib3 raised, named by kind, never by content."""
+        # NewConnectionError subclasses ConnectTimeoutError (urllib3 1.x compatibility).
+        if isinstance(exc, NewConnectionError):
+            return self._transient(action, "connection failed (ConnectError)")
+        if isinstance(exc, ConnectTimeoutError):
+            return self._transient(action, f"timed out after {limit:.3g}s (ConnectTimeout)")
+        if isinstance(exc, ReadTimeoutError):
+            return self._transient(action, f"timed out after {limit:.3g}s (ReadTimeout)")
+        if isinstance(exc, EmptyPoolError):  # every connection busy for the whole attempt
+            return self._transient(action, f"timed out after {limit:.3g}s (PoolTimeout)")
+        if isinstance(exc, ProtocolError):  # reset, closed or broken mid-request or response
+            cause = exc.args[1] if len(exc.args) > 1 else exc
+            return self._transient(action, f"connection failed ({type(cause).__name__})")
+        if isinstance(exc, SSLError):
+            return self._transient(action, "connection failed (SSLError)")
+        return self._permanent(action, f"request failed ({type(exc).__name__})")
 
     def _transient(
         self, action: Action, message: str, retry_after: float | None = None
@@ -170,10 +247,8 @@ class SmsSink(HttpSink):
 
     settings: SmsSettings
 
-    def __init__(
-        self, settings: SmsSettings, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(settings, "sms", transport=transport)
+    def __init__(self, settings: SmsSettings) -> None:
+        super().__init__(settings, "sms")
 
     def build_request(self, action: Action) -> HttpRequest:
         """The SMS for ``action``: ``payload["to"]`` and the rendered text."""
@@ -193,10 +268,8 @@ class SmsSink(HttpSink):
 class PushSink(HttpSink):
     """Mobile push over a JSON API: device token, title, body and deep link."""
 
-    def __init__(
-        self, settings: HttpProviderSettings, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(settings, "push", transport=transport)
+    def __init__(self, settings: HttpProviderSettings) -> None:
+        super().__init__(settings, "push")
 
     def build_request(self, action: Action) -> HttpRequest:
         """The notification for ``action``; the token is ``payload["device_token"]``."""
@@ -225,10 +298,9 @@ class WebhookSink(HttpSink):
         self,
         settings: WebhookSettings,
         *,
-        transport: httpx.BaseTransport | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(settings, "webhook", transport=transport, now=now)
+        super().__init__(settings, "webhook", now=now)
 
     def build_request(self, action: Action) -> HttpRequest:
         """The action as JSON with a timestamp and its signature."""
@@ -252,10 +324,8 @@ class WalletSink(HttpSink):
     TRANSIENT_STATUSES: ClassVar[frozenset[int]] = HttpSink.TRANSIENT_STATUSES | {409}
     _NOT_REWARD = frozenset({"rendered", "template_id", "locale", "to"})
 
-    def __init__(
-        self, settings: HttpProviderSettings, *, transport: httpx.BaseTransport | None = None
-    ) -> None:
-        super().__init__(settings, "wallet", transport=transport)
+    def __init__(self, settings: HttpProviderSettings) -> None:
+        super().__init__(settings, "wallet")
 
     def build_request(self, action: Action) -> HttpRequest:
         """The reward (the payload minus message fields) with ``Idempotency-Key``."""
@@ -305,12 +375,12 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def _message_id(response: httpx.Response) -> str | None:
+def _message_id(response: urllib3.BaseHTTPResponse) -> str | None:
     if "json" not in response.headers.get("content-type", ""):
         return None
     try:
-        data = response.json()
-    except ValueError:
+        data = orjson.loads(response.data)
+    except orjson.JSONDecodeError:
         return None
     if isinstance(data, dict):
         for name in _MESSAGE_ID_FIELDS:
@@ -319,7 +389,7 @@ def _message_id(response: httpx.Response) -> str | None:
     return None
 
 
-def _retry_after(response: httpx.Response, now: float) -> float | None:
+def _retry_after(response: urllib3.BaseHTTPResponse, now: float) -> float | None:
     """Seconds from ``Retry-After`` (delta seconds or an HTTP date), if present and sane."""
     value = response.headers.get("retry-after")
     if value is None:
