@@ -6,6 +6,8 @@ import argparse
 import contextlib
 import gc
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -83,18 +85,45 @@ def _run(flow: Dataflow, settings: Settings, workers: int, **cluster: Any) -> No
     )
 
 
+_PARTS_BEING_CREATED = ".creating-partitions"
+_PARTS_COMPLETE = "complete"
+
+
 def recovery_config(settings: Settings) -> RecoveryConfig | None:
     """Bytewax recovery for ``pitboss run``, creating the partitions on first start."""
     directory = settings.recovery_dir
     if directory is None:
         return None
     directory.mkdir(parents=True, exist_ok=True)
-    if not any(directory.glob("part-*.sqlite3")):
-        log.info("creating %d recovery partitions in %s", settings.recovery_partitions, directory)
-        init_db_dir(directory, settings.recovery_partitions)  # type: ignore[no-untyped-call]
+    ensure_recovery_partitions(directory, settings.recovery_partitions)
     return RecoveryConfig(  # type: ignore[no-untyped-call]
         str(directory), backup_interval=timedelta(seconds=settings.backup_interval_seconds)
     )
+
+
+def ensure_recovery_partitions(directory: Path, count: int) -> None:
+    """Create ``count`` empty recovery partitions in ``directory`` unless it has them.
+
+    Crash-safe: a job killed while creating them must not leave some of the set, which
+    Bytewax refuses at the next start ("missing recovery partitions") and which this
+    function could not tell from a set someone damaged. So the partitions are created
+    in a staging folder inside ``directory``, marked complete, then moved in one rename
+    each; a start that finds a complete staging folder finishes the moves, and one that
+    finds an incomplete one starts over.
+    """
+    staging = directory / _PARTS_BEING_CREATED
+    if staging.is_dir() and not (staging / _PARTS_COMPLETE).exists():
+        shutil.rmtree(staging)  # killed while creating: nothing was moved yet
+    if not staging.is_dir():
+        if any(directory.glob("part-*.sqlite3")):
+            return  # created before (a set Bytewax itself checks)
+        log.info("creating %d recovery partitions in %s", count, directory)
+        staging.mkdir()
+        init_db_dir(staging, count)  # type: ignore[no-untyped-call]
+        (staging / _PARTS_COMPLETE).touch()
+    for part in sorted(staging.glob("part-*.sqlite3")):
+        os.replace(part, directory / part.name)
+    shutil.rmtree(staging)
 
 
 def _bounded_flow(
