@@ -120,5 +120,18 @@ FIELD_ORDER: tuple[str, ...] = tuple(Action.model_fields)
 
 
 def epoch_to_datetime(seconds: float) -> dt.datetime:
-    """Event-time seconds as an aware UTC datetime."""
-    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    """Event-time seconds as an aware UTC datetime.
+
+    Actions come in runs at one time (a flush's points and scores, a mission's event,
+    reward and message), so the last conversion is remembered: a tuple replaced whole,
+    safe for worker threads sharing it.
+    """
+    last = _LAST_TIME[0]
+    if last[0] == seconds:
+        return last[1]
+    found = dt.datetime.fromtimestamp(seconds, dt.UTC)
+    _LAST_TIME[0] = (seconds, found)
+    return found
+
+
+_LAST_TIME: list[tuple[float, dt.datetime]] = [(0.0, dt.datetime.fromtimestamp(0, dt.UTC))]
