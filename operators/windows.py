@@ -104,7 +104,7 @@ class WindowLayout:
     and return the array to keep, which is a new one when an entry comes or goes.
     """
 
-    __slots__ = ("_header", "_last_slot", "empty", "grain", "metrics", "specs", "width")
+    __slots__ = ("_counts", "_header", "_last_slot", "empty", "grain", "metrics", "specs", "width")
 
     metrics: int
     specs: tuple[WindowSpec, ...]
@@ -112,6 +112,7 @@ class WindowLayout:
     grain: int  # every bucket boundary of every window is a multiple of it
     empty: array[int]  # shared by every series with nothing added yet: never written
     _header: int
+    _counts: tuple[int, ...]  # the slots holding each window's number of entries
     # metric -> the slot of that metric in a fictional entry just before window 0's
     # first entry; window w's head entry is that plus width * (entries of windows 0..w).
     _last_slot: dict[int, int]
@@ -126,6 +127,7 @@ class WindowLayout:
         self.width = 1 + metrics
         self.grain = math.gcd(*(spec.bucket_seconds for spec in specs))
         self._header = 1 + len(specs)
+        self._counts = tuple(range(1, self._header))
         self._last_slot = {m: self._header - self.width + 1 + m for m in range(metrics)}
         self.empty = self._pack(_EMPTY_NEWEST, [[] for _ in specs])
 
@@ -153,8 +155,8 @@ class WindowLayout:
                 sums[0] = ts
             # Every window's last entry is now its head bucket, the bucket of ts.
             width = self.width
-            for count in sums[1 : self._header]:
-                slot += width * count
+            for count in self._counts:
+                slot += width * sums[count]
                 sums[slot] += amount
             return sums
         return self._add_late(sums, ts, metric, amount)
@@ -174,7 +176,9 @@ class WindowLayout:
         last = now // spec.bucket_seconds
         first = last - spec.buckets  # exclusive
         width = self.width
-        start = self._header + width * sum(sums[1 : 1 + window])
+        start = self._header
+        for count in self._counts[:window]:
+            start += width * sums[count]
         end = start + width * sums[1 + window]
         # Entries are all inside the ring; the window ending at now is a range of buckets.
         total = 0
