@@ -441,9 +441,9 @@ def main() -> None:
             args.latency_rounds,
         )
     print(
-        "\nMemory (bench/memory.py: every player resident, no eviction, the freed dedup ids"
-        " kept by the allocator; bench/eviction.py measures a lapsing population with"
-        " eviction)"
+        "\nMemory (bench/memory.py: every player resident after a first session, no"
+        " eviction, the watermark a minute behind each batch as in the job; bench/eviction.py"
+        " measures a lapsing population with eviction)"
     )
     print("\n| players | RSS per player, bytes | peak RSS, MiB | target | |")
     print("|---|---|---|---|---|")

@@ -4,7 +4,8 @@
 budget is about a kilobyte per player, because a large operator has millions of them.
 Money is held as integer ten-thousandths of the player's currency (exact for the
 contract's four decimal places), times as integer epoch seconds, windows as bucketed
-ring buffers (``operators.windows``), consents as a bit mask, and repeated strings
+ring buffers (``operators.windows``: one sparse array, shared by every player who has
+never bet), consents as a bit mask, and repeated strings
 (country, currency, time zone) are interned so players share them.
 
 The fold is a pure function of (state, event); it never reads the wall clock.
@@ -18,7 +19,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from operators.windows import WindowedSums, WindowSpec
+from operators.windows import WindowedSums, WindowSpec, window_layout
 from pipeline.events import (
     Bet,
     BonusRedeemed,
@@ -112,6 +113,7 @@ PLAYER_WINDOWS: tuple[WindowSpec, ...] = (
     WindowSpec("7d", 86400, 7),
 )
 WINDOW_NAMES: tuple[str, ...] = tuple(spec.name for spec in PLAYER_WINDOWS)
+_WINDOWS = window_layout(2, PLAYER_WINDOWS)  # WAGER and NET
 
 _PROFILES: dict[tuple[str | None, ...], tuple[str | None, ...]] = {}
 
@@ -140,8 +142,11 @@ class PlayerState:
     """Everything the rules know about one player.
 
     Numbers live in ``n`` (an ``array('q')`` indexed by the module's field constants) and
-    are read through the properties below; the fold writes ``n`` directly. ``extra``
-    holds what few players have (custom attributes, VIP level, rule progress).
+    are read through the properties below; the fold writes ``n`` directly. ``windows``
+    is the windowed sums' array (``operators.windows.WindowLayout``: no object around
+    it), replaced by the fold when a bucket comes or goes; until the first bet it is the
+    layout's shared empty array. ``extra`` holds what few players have (custom
+    attributes, VIP level, rule progress).
     """
 
     __slots__ = ("extra", "n", "player_id", "profile", "windows")
@@ -151,7 +156,7 @@ class PlayerState:
         self.n = array("q", _BLANK)
         self.n[FIRST_SEEN] = first_seen
         self.n[LAST_SEEN] = first_seen
-        self.windows = WindowedSums(2, PLAYER_WINDOWS)
+        self.windows = _WINDOWS.empty
         self.profile: tuple[str | None, ...] = _NO_PROFILE
         self.extra: dict[str, Any] | None = None
 
@@ -258,11 +263,11 @@ class PlayerState:
 
     def wager(self, window: int, now: int) -> int:
         """Money wagered in window ``window`` (index into ``WINDOW_NAMES``) ending at now."""
-        return self.windows.total(window, WAGER, now)
+        return _WINDOWS.total(self.windows, window, WAGER, now)
 
     def net(self, window: int, now: int) -> int:
         """Net result (wins minus wagers) in window ``window`` ending at now."""
-        return self.windows.total(window, NET, now)
+        return _WINDOWS.total(self.windows, window, NET, now)
 
     def has_consent(self, channel: str) -> bool:
         """Whether the player currently consents to marketing on ``channel``."""
@@ -319,10 +324,22 @@ class PlayerState:
             handler(self, event, ts)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.player_id, self.n.tobytes(), self.windows, self.profile, self.extra)
+        windows = self.windows.tobytes()
+        return (self.player_id, self.n.tobytes(), windows, self.profile, self.extra)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.player_id, raw, self.windows, profile, self.extra = state
+        self.player_id, raw, windows, profile, self.extra = state
+        if isinstance(windows, WindowedSums):
+            # Pickled before 2026-12-07: a WindowedSums object (which converts its own
+            # dense version-1 state), now just its array.
+            if windows.layout is not _WINDOWS:
+                raise ValueError(
+                    f"player {self.player_id!r}: snapshot windows {windows!r} do not match "
+                    f"the player windows {PLAYER_WINDOWS}"
+                )
+            self.windows = windows.sums
+        else:
+            self.windows = _WINDOWS.restore(windows)
         # Copied into an exact-size array: frombytes on an empty one over-allocates by
         # 32 bytes, paid by every player restored from a snapshot or the cold store.
         self.n = array("q", _BLANK)
@@ -383,9 +400,8 @@ def _on_bet(state: PlayerState, event: Any, ts: int) -> None:
     n[BET_COUNT] += 1
     n[WAGER_TOTAL] += stake
     n[CATEGORY_WAGER + _CATEGORY_INDEX[e.game_category]] += stake
-    windows = state.windows
-    windows.add(ts, WAGER, stake)
-    windows.add(ts, NET, -stake)
+    windows = _WINDOWS.add(state.windows, ts, WAGER, stake)
+    state.windows = _WINDOWS.add(windows, ts, NET, -stake)
 
 
 def _on_win(state: PlayerState, event: Any, ts: int) -> None:
@@ -394,7 +410,7 @@ def _on_win(state: PlayerState, event: Any, ts: int) -> None:
     n = state.n
     n[WIN_TOTAL] += amount
     if amount:
-        state.windows.add(ts, NET, amount)
+        state.windows = _WINDOWS.add(state.windows, ts, NET, amount)
         n[LOSS_STREAK] = 0
     else:  # DESIGN.md: a win of 0 settles a lost round
         streak = n[LOSS_STREAK] + 1

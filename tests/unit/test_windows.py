@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from operators.windows import DEFAULT_WINDOWS, WindowedSums, WindowSpec
+from operators.windows import DEFAULT_WINDOWS, WindowedSums, WindowSpec, window_layout
 
 HOUR_1, HOUR_24, DAY_7 = 0, 1, 2
 WAGER, NET, DEPOSIT = 0, 1, 2
@@ -214,7 +214,139 @@ def test_pickled_sums_restore_the_same_totals_and_keep_counting_alike(
         assert all_totals(restored, cursor + offset) == all_totals(sums, cursor + offset)
 
 
+def dense_v1_state(
+    specs: tuple[WindowSpec, ...], metrics: int, oracle: Oracle
+) -> tuple[object, ...]:
+    """What the dense implementation (state version 1, before 2026-12-07) pickled after
+    the oracle's adds: each ring's buckets at slot bucket % n, window by window, then
+    metric by metric."""
+    sums: list[int] = []
+    newest = oracle.newest
+    for spec in specs:
+        ring = [[0] * spec.buckets for _ in range(metrics)]
+        if newest is not None:
+            head = newest // spec.bucket_seconds
+            for ts, metric, amount in oracle.adds:
+                bucket = ts // spec.bucket_seconds
+                if head - spec.buckets < bucket <= head:
+                    ring[metric][bucket % spec.buckets] += amount
+        sums += [value for series in ring for value in series]
+    raw = b"".join(value.to_bytes(8, "little", signed=True) for value in sums)
+    names = tuple((s.name, s.bucket_seconds, s.buckets) for s in specs)
+    return (1, metrics, names, -(2**62) if newest is None else newest, raw)
+
+
+@PROPERTY
+@given(specs=small_specs(), data=st.data())
+def test_a_dense_version_1_snapshot_restores_the_same_totals_and_keeps_counting_alike(
+    specs: tuple[WindowSpec, ...], data: st.DataObject
+) -> None:
+    span = max(s.bucket_seconds * s.buckets for s in specs)
+    deltas = small_deltas(2 * span)
+    sums, oracle = replay(specs, 2, data.draw(steps(deltas, 2)))
+    restored = WindowedSums.__new__(WindowedSums)
+    restored.__setstate__(dense_v1_state(specs, 2, oracle))
+
+    cursor = oracle.newest if oracle.newest is not None else T0
+    for offset in (-span, 0, span // 2, span):
+        assert all_totals(restored, cursor + offset) == all_totals(sums, cursor + offset)
+    for step in data.draw(steps(deltas, 2)):
+        cursor += step.delta
+        counted = restored.add(cursor, step.metric, step.amount)
+        assert counted == oracle.add(cursor, step.metric, step.amount)
+        assert oracle.newest is not None
+        assert_matches_oracle(restored, oracle, oracle.newest)
+        assert_matches_oracle(restored, oracle, oracle.newest + abs(step.query_offset))
+
+
+@PROPERTY
+@given(specs=small_specs(), metrics=st.integers(1, 3), data=st.data())
+def test_sums_hold_one_entry_per_bucket_in_use_and_never_write_the_shared_empty_array(
+    specs: tuple[WindowSpec, ...], metrics: int, data: st.DataObject
+) -> None:
+    layout = window_layout(metrics, specs)
+    pristine = layout.empty.tobytes()
+    span = max(s.bucket_seconds * s.buckets for s in specs)
+    sums, oracle = replay(specs, metrics, data.draw(steps(small_deltas(2 * span), metrics)))
+
+    assert layout.empty.tobytes() == pristine
+    assert WindowedSums(metrics, specs).sums is layout.empty
+    if oracle.newest is None:
+        assert sums.sums is layout.empty
+        return
+    # At most: the head bucket of each window, plus every retained bucket added to.
+    in_use = sum(
+        len(
+            {oracle.newest // spec.bucket_seconds}
+            | {
+                ts // spec.bucket_seconds
+                for ts, _, _ in oracle.adds
+                if Oracle._in_retained_range(spec, ts, oracle.newest)
+            }
+        )
+        for spec in specs
+    )
+    assert len(sums.sums) <= 1 + len(specs) + in_use * (1 + metrics)
+
+
 # --- examples ---------------------------------------------------------------------------
+
+
+def test_a_version_1_snapshot_whose_newest_bucket_sums_to_zero_keeps_adding_there() -> None:
+    oracle = Oracle(DEFAULT_WINDOWS)
+    oracle.add(T0, WAGER, UNIT)
+    oracle.add(T0 + 3 * HOUR, WAGER, 0)  # the head buckets hold only zeros
+    restored = WindowedSums.__new__(WindowedSums)
+    restored.__setstate__(dense_v1_state(DEFAULT_WINDOWS, 1, oracle))
+
+    restored.add(T0 + 3 * HOUR, WAGER, 2 * UNIT)
+
+    now = T0 + 3 * HOUR
+    assert [restored.total(w, WAGER, now) for w in range(3)] == [2 * UNIT, 3 * UNIT, 3 * UNIT]
+
+
+def test_a_player_who_bet_in_one_bucket_keeps_one_entry_per_window() -> None:
+    sums = WindowedSums(2)
+    for second in range(0, 90, 10):
+        sums.add(T0 + second, WAGER, UNIT)
+        sums.add(T0 + second, NET, -UNIT)
+
+    # newest, three entry counts, then per window [bucket, wager, net]: 13 slots, where
+    # dense rings took 2 x 37 (and 2 x 25 for the player windows).
+    assert len(sums.sums) == 1 + 3 + 3 * 3
+    assert [sums.total(w, WAGER, T0 + 90) for w in range(3)] == [9 * UNIT] * 3
+
+
+def test_a_head_that_moves_forgets_the_buckets_that_leave_each_ring() -> None:
+    sums = WindowedSums(1)
+    for hour in range(48):
+        sums.add(T0 + hour * HOUR, WAGER, UNIT)
+
+    # 1h: the head only; 24h: the last 24 hours; 7d: days T0 and T0 + 1 (T0 is 22:00).
+    assert len(sums.sums) == 1 + 3 + 2 * (1 + 24 + 3)
+    assert [sums.total(w, WAGER, T0 + 47 * HOUR) for w in range(3)] == [UNIT, 24 * UNIT, 48 * UNIT]
+
+
+def test_a_bucket_beyond_the_int64_range_raises_overflow() -> None:
+    sums = WindowedSums(1)
+    sums.add(T0, WAGER, 2**63 - 1)
+
+    with pytest.raises(OverflowError):
+        sums.add(T0, WAGER, 1)
+    with pytest.raises(OverflowError):
+        sums.add(T0 + 10 * MINUTE, WAGER, 2**63)
+
+
+def test_restoring_sums_whose_bytes_do_not_fit_the_layout_fails_clearly() -> None:
+    sums = WindowedSums(2)
+    sums.add(T0, WAGER, UNIT)
+    version, metrics, specs, raw = sums.__getstate__()
+    fresh = WindowedSums.__new__(WindowedSums)
+
+    with pytest.raises(ValueError, match="does not fit 2 metrics"):
+        fresh.__setstate__((version, metrics, specs, raw[:-8]))
+    with pytest.raises(ValueError, match="expected 592"):
+        fresh.__setstate__((1, metrics, specs, T0, raw))
 
 
 def test_wager_older_than_one_hour_leaves_the_1h_window_but_stays_in_24h_and_7d() -> None:
