@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import faulthandler
 import gc
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -257,6 +259,9 @@ def production_flow(
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    # `kill -USR1 PID` prints every Python thread's stack to stderr: how to see where a
+    # job that stopped making progress waits, without stopping it.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     metrics = Metrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port, settings.metrics_addr)

@@ -77,6 +77,10 @@ def test_one_percent_poison_is_dead_lettered_and_the_good_records_decide_as_a_cl
         actions.wait_for(len(reference.actions), 60, job)
         dead.wait_for(len(bad), 30, job)
         job.check()  # the job kept running through every bad record
+        # Asked where it waits (SIGUSR1), it prints its threads' stacks and runs on.
+        stacks = job.stacks()
+        assert "most recent call first" in stacks and "pipeline/cli.py" in stacks
+        job.check()
 
     assert decisions(values(read_topic(brokers, topics.actions))) == decisions(reference.actions)
     letters = values(read_topic(brokers, topics.dead_letters))

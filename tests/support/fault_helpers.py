@@ -251,7 +251,7 @@ class TopicReader:
             arrived,
             timeout_s,
             f"{count} records on {self.topic!r} (read {len(self.records)})",
-            lambda: "\n".join(job.log() for job in jobs),
+            lambda: "\n".join(job.stacks() for job in jobs),
             poll_s=0.0,
         )
 
@@ -402,6 +402,19 @@ class Job:
     def log(self, tail: int = 4000) -> str:
         """The last ``tail`` characters of what the process printed."""
         return self.log_path.read_text(errors="replace")[-tail:]
+
+    def stacks(self, wait_s: float = 1.0) -> str:
+        """The output so far and, if it still runs, every Python thread's stack.
+
+        For a job that stopped making progress: `pitboss run` dumps its stacks on
+        SIGUSR1 without stopping.
+        """
+        if not self.alive():
+            return self.log()
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGUSR1)
+        time.sleep(wait_s)
+        return self.log(tail=20_000)
 
     def interrupt(self) -> None:
         """Ask the process to stop (SIGINT), as Ctrl-C does; :meth:`stop` waits for it.
