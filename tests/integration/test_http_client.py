@@ -14,7 +14,6 @@ import datetime as dt
 import socket
 import ssl
 import struct
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -271,23 +270,6 @@ def test_extra_headers_from_settings_reach_the_provider_and_requests_add_their_o
     (request,) = providers.on("/wallet")
     assert request.headers["x-tenant"] == "casino-7"
     assert request.headers["idempotency-key"] == "a-wire-0001"
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1, made with the openssl command."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
-            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
-            *("-addext", "subjectAltName=IP:127.0.0.1"),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return cert, key
 
 
 def test_tls_is_verified_unless_switched_off(certificate: tuple[Path, Path]) -> None:
