@@ -1,7 +1,7 @@
 """What HttpSink's client does on the wire, against real servers on loopback.
 
 The providers in ``test_http_sinks.py`` speak HTTP/1.0 (a connection per request); here
-an HTTP/1.1 server that notes each request's connection shows keep-alive, a raw socket
+the same providers in HTTP/1.1, noting each request's connection, show keep-alive, a raw socket
 server misbehaves on purpose (accepts and never answers, or resets mid-response), and
 an HTTPS server with a self-signed certificate shows the TLS verification switch.
 """
@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from sinks.base import (
     TransientDeliveryError,
 )
 from sinks.http import HttpProviderSettings, PushSink, WalletSink, WebhookSettings, WebhookSink
-from tests.support.providers import Providers
+from tests.support.providers import Providers, running_providers
 
 pytestmark = pytest.mark.integration
 
@@ -63,58 +62,13 @@ def reward(n: int = 1) -> Action:
     )
 
 
-def wallet(url: str, **settings: Any) -> WalletSink:
-    return WalletSink(HttpProviderSettings(name="wallet-test", url=url, delivery=FAST, **settings))
+# For tests that count requests: a loaded machine must not turn a slow answer into a retry.
+PATIENT = FAST.model_copy(update={"attempt_timeout_seconds": 10.0, "deadline_seconds": 20.0})
 
 
-class KeepAliveServer:
-    """HTTP/1.1 on loopback: 200 with a message id; notes the client port of each request."""
-
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.client_ports: list[int] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
-
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                with server.lock:
-                    server.client_ports.append(self.client_address[1])
-                    answer = b'{"id": "m-%d"}' % len(server.client_ports)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        if tls is not None:
-            self.http.socket = tls.wrap_socket(self.http.socket, server_side=True)
-        self.port = self.http.server_address[1]
-        self.thread = threading.Thread(
-            target=self.http.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def url(self, scheme: str = "http") -> str:
-        return f"{scheme}://127.0.0.1:{self.port}/wallet"
-
-
-@contextlib.contextmanager
-def keep_alive_server(tls: ssl.SSLContext | None = None) -> Iterator[KeepAliveServer]:
-    server = KeepAliveServer(tls)
-    server.thread.start()
-    try:
-        yield server
-    finally:
-        server.http.shutdown()
-        server.http.server_close()
+def wallet(url: str, delivery: DeliveryPolicy = FAST, **settings: Any) -> WalletSink:
+    settings = {"name": "wallet-test", "url": url, "delivery": delivery, **settings}
+    return WalletSink(HttpProviderSettings(**settings))
 
 
 @contextlib.contextmanager
@@ -161,22 +115,24 @@ def read_request(connection: socket.socket) -> bytes:
 
 
 def test_sends_reuse_one_keep_alive_connection() -> None:
-    with keep_alive_server() as server:
-        sink = wallet(server.url())
+    with running_providers(keep_alive=True) as server:
+        sink = wallet(server.url("/wallet"), PATIENT)
         ids = [sink.send(reward(n)) for n in range(1, 21)]
         sink.close()
+    ports = server.client_ports()
     assert ids == [f"m-{n}" for n in range(1, 21)]
-    assert len(server.client_ports) == 20 and len(set(server.client_ports)) == 1
+    assert len(ports) == 20 and len(set(ports)) == 1
 
 
 def test_delivery_threads_share_the_pool_and_every_send_gets_its_own_answer() -> None:
-    with keep_alive_server() as server:
-        sink = wallet(server.url())
+    with running_providers(keep_alive=True) as server:
+        sink = wallet(server.url("/wallet"), PATIENT)
         with ThreadPoolExecutor(8) as threads:
             ids = list(threads.map(lambda n: sink.send(reward(n)), range(1, 201)))
         sink.close()
+    ports = server.client_ports()
     assert sorted(ids, key=lambda i: int(str(i)[2:])) == [f"m-{n}" for n in range(1, 201)]
-    assert len(server.client_ports) == 200 and len(set(server.client_ports)) <= 8
+    assert len(ports) == 200 and len(set(ports)) <= 8
 
 
 def test_a_server_that_accepts_but_never_answers_is_cut_off_at_the_attempt_timeout() -> None:
@@ -276,16 +232,16 @@ def test_tls_is_verified_unless_switched_off(certificate: tuple[Path, Path]) -> 
     cert, key = certificate
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert, key)
-    with keep_alive_server(tls) as server:
-        verified = wallet(server.url("https"))
+    with running_providers(keep_alive=True, tls=tls) as server:
+        verified = wallet(server.url("/wallet"))
         with pytest.raises(TransientDeliveryError, match=r"connection failed \(SSLError\)"):
             verified.send(reward())
         verified.close()
-        unverified = wallet(server.url("https"), verify_tls=False)
+        unverified = wallet(server.url("/wallet"), PATIENT, verify_tls=False)
         assert unverified.send(reward()) == "m-1"  # and no InsecureRequestWarning (an error)
         assert unverified.send(reward(2)) == "m-2"
         unverified.close()
-    assert len(set(server.client_ports)) == 1
+    assert len(set(server.client_ports())) == 1
 
 
 def test_a_request_header_replaces_a_configured_one_of_any_spelling() -> None:

@@ -1,12 +1,16 @@
 """Fake HTTP providers (SMS, push, webhook, wallet) on a real loopback server.
 
 Each path answers 200 with a message id unless a test scripts other statuses for it
-first; ``/slow`` answers only after longer than any attempt timeout.
+first; ``/slow`` answers only after longer than any attempt timeout. By default the
+server speaks HTTP/1.0 (a connection per request); ``keep_alive=True`` makes it HTTP/1.1
+with persistent connections, and ``tls`` serves HTTPS. Each request notes the client's
+port, so a test can count the connections a client opened.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +26,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int  # one per connection the client opened
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -30,21 +35,25 @@ class Received:
 class Providers:
     """The fake providers' shared state: what arrived, and what to answer next."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_alive: bool = False, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[Received] = []
         self.scripts: dict[str, list[tuple[int, dict[str, str]]]] = {}
         self.rejected_players: set[str] = set()
         self.delays: dict[str, float] = {}  # path -> seconds before answering
         self.release = threading.Event()
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler(keep_alive))
+        self.server.daemon_threads = keep_alive  # a kept-alive connection may outlive a test
+        self.scheme = "http" if tls is None else "https"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
 
     def url(self, path: str) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host!s}:{port}{path}"
+        return f"{self.scheme}://{host!s}:{port}{path}"
 
     def script(self, path: str, *statuses: int, headers: dict[str, str] | None = None) -> None:
         """Answer the next requests on ``path`` with these statuses, then 200 again."""
@@ -53,6 +62,11 @@ class Providers:
     def on(self, path: str) -> list[Received]:
         with self.lock:
             return [r for r in self.received if r.path == path]
+
+    def client_ports(self) -> list[int]:
+        """The client port of every request so far, in order of arrival."""
+        with self.lock:
+            return [r.client_port for r in self.received]
 
     def _answer(self, request: Received) -> tuple[int, dict[str, str], bytes]:
         with self.lock:
@@ -70,14 +84,19 @@ class Providers:
             return 422, {}, b'{"error": "player cannot receive bonuses"}'
         return 200, {"Content-Type": "application/json"}, json.dumps({"id": f"m-{count}"}).encode()
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self, keep_alive: bool) -> type[BaseHTTPRequestHandler]:
         providers = self
 
         class Handler(BaseHTTPRequestHandler):
+            if keep_alive:
+                protocol_version = "HTTP/1.1"
+                disable_nagle_algorithm = True  # else each answer waits for a delayed ACK
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                status, extra, answer = providers._answer(Received(self.path, headers, body))
+                request = Received(self.path, headers, body, self.client_address[1])
+                status, extra, answer = providers._answer(request)
                 self.send_response(status)
                 for name, value in extra.items():
                     self.send_header(name, value)
@@ -92,11 +111,15 @@ class Providers:
 
 
 @contextmanager
-def running_providers() -> Iterator[Providers]:
+def running_providers(
+    keep_alive: bool = False, tls: ssl.SSLContext | None = None
+) -> Iterator[Providers]:
     """Start the fake providers; stop them (and release slow requests) on exit."""
-    fake = Providers()
+    fake = Providers(keep_alive, tls)
     fake.thread.start()
-    yield fake
-    fake.release.set()
-    fake.server.shutdown()
-    fake.server.server_close()
+    try:
+        yield fake
+    finally:
+        fake.release.set()
+        fake.server.shutdown()
+        fake.server.server_close()
