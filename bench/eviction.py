@@ -49,18 +49,13 @@ sys.path.insert(0, str(REPO))
 
 import orjson
 
-from bench.memory import rss_kib
+from bench.memory import BATCH, SHARDS, fold_batch, rss_kib
 from bench.sessions import first_session, second_session
-from operators.engine import PlayerShard, shard_of
+from operators.engine import PlayerShard
 from operators.eviction import ColdStore, Eviction, MemoryColdStore
 from pipeline.cli import tune_gc
-from pipeline.decode import decode_batch
-from pipeline.records import RawBatch
 
 DAY = 86_400
-SHARDS = 64
-BATCH = 2_000
-LATENESS = 60
 START = int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())
 
 
@@ -159,21 +154,13 @@ def _measure(
     cpu = time.process_time()
     offset = 0
     for records in population(args.players, args.days, args.returning, args.seed):
-        batch = decode_batch(RawBatch("bench", records, list(range(offset, offset + len(records)))))
+        fold_batch(shards, records, offset)
         offset += len(records)
-        parts: list[list[Any]] = [[] for _ in shards]
-        for pair in batch.events:
-            parts[shard_of(pair[1].player_id, SHARDS)].append(pair)
-        watermark = (batch.high_mark or 0) - LATENESS
-        for shard, part in zip(shards, parts, strict=True):
-            if part:
-                shard.process(part)
-            shard.advance(watermark)
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
     for shard in shards:
         shard.recent_ids.clear()  # transient: players active in the last 10 minutes
-    del batch, parts, records
+    del records
     gc.collect()
     out: dict[str, Any] = {
         "mode": args.mode,

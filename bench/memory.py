@@ -78,7 +78,7 @@ def fold_shards(players: int, days: int = 20) -> tuple[list[PlayerShard], Folded
     for index in range(players):
         records += [orjson.dumps(r) for r in first_session(index, int(START + index * step))]
         if len(records) >= BATCH or index == players - 1:
-            _fold_batch(shards, records)
+            fold_batch(shards, records)
             records = []
     gc.collect()
     folded = Folded(
@@ -92,8 +92,12 @@ def fold_shards(players: int, days: int = 20) -> tuple[list[PlayerShard], Folded
     return shards, folded
 
 
-def _fold_batch(shards: list[PlayerShard], records: list[bytes]) -> None:
-    batch = decode_batch(RawBatch("bench", records, list(range(len(records)))))
+def fold_batch(shards: list[PlayerShard], records: list[bytes], first_offset: int = 0) -> None:
+    """Decode ``records`` (offsets from ``first_offset``) and fold them through ``shards``
+    as the job does, each shard's player partition, then the watermark a minute behind
+    the batch's newest event."""
+    offsets = list(range(first_offset, first_offset + len(records)))
+    batch = decode_batch(RawBatch("bench", records, offsets))
     parts: list[list[Any]] = [[] for _ in shards]
     for pair in batch.events:
         parts[shard_of(pair[1].player_id, SHARDS)].append(pair)
