@@ -202,6 +202,7 @@ class TopicReader:
     def __init__(self, brokers: str, topic: str, timeout_s: float = 10.0) -> None:
         """Assign every partition of ``topic`` from the beginning."""
         self.topic = topic
+        self.brokers = brokers
         self.records: list[ConsumedRecord] = []
         self._consumer, self._partitions = _consumer(brokers, topic, timeout_s)
         self._at_end: set[int] = set()
@@ -247,13 +248,29 @@ class TopicReader:
                 job.check()
             return self.poll() >= count
 
+        def diagnose() -> str:
+            return "\n".join([self.second_opinion(), *(job.stacks() for job in jobs)])
+
         return wait_until(
             arrived,
             timeout_s,
-            f"{count} records on {self.topic!r} (read {len(self.records)})",
-            lambda: "\n".join(job.stacks() for job in jobs),
+            f"{count} records on {self.topic!r}",  # how many were read: in diagnose()
+            diagnose,
             poll_s=0.0,
         )
+
+    def second_opinion(self) -> str:
+        """This reader's positions and what a fresh consumer reads of the topic now:
+        tells a stalled writer (both short) from a stalled reader (only this one)."""
+        assigned = [TopicPartition(self.topic, p) for p in sorted(self._partitions)]
+        positions = {tp.partition: tp.offset for tp in self._consumer.position(assigned)}
+        try:
+            fresh = len(read_topic(self.brokers, self.topic, timeout_s=15.0))
+        except AssertionError as exc:
+            fresh_text = f"a fresh consumer failed: {exc}"
+        else:
+            fresh_text = f"a fresh consumer reads {fresh} records"
+        return f"this reader read {len(self.records)} at positions {positions}; {fresh_text}"
 
     def read_to_end(self, timeout_s: float = 30.0, settle_s: float = 0.5) -> list[ConsumedRecord]:
         """Poll until every partition reported its end and ``settle_s`` then passed
