@@ -1,9 +1,10 @@
 """What HttpSink's client does on the wire, against real servers on loopback.
 
 The providers in ``test_http_sinks.py`` speak HTTP/1.0 (a connection per request); here
-the same providers in HTTP/1.1, noting each request's connection, show keep-alive, a raw socket
-server misbehaves on purpose (accepts and never answers, or resets mid-response), and
-an HTTPS server with a self-signed certificate shows the TLS verification switch.
+the same providers in HTTP/1.1, noting each request's connection, show keep-alive; a raw
+socket server misbehaves on purpose (accepts and never answers, or resets mid-response);
+and the providers over HTTPS with a self-signed certificate show the TLS verification
+switch.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ PATIENT = FAST.model_copy(update={"attempt_timeout_seconds": 10.0, "deadline_sec
 
 
 def wallet(url: str, delivery: DeliveryPolicy = FAST, **settings: Any) -> WalletSink:
-    settings = {"name": "wallet-test", "url": url, "delivery": delivery, **settings}
-    return WalletSink(HttpProviderSettings(**settings))
+    provider = HttpProviderSettings(name="wallet-test", url=url, delivery=delivery, **settings)
+    return WalletSink(provider)
 
 
 @contextlib.contextmanager

@@ -266,8 +266,8 @@ class TopicReader:
         positions = {tp.partition: tp.offset for tp in self._consumer.position(assigned)}
         try:
             fresh = len(read_topic(self.brokers, self.topic, timeout_s=15.0))
-        except AssertionError as exc:
-            fresh_text = f"a fresh consumer failed: {exc}"
+        except Exception as exc:  # a diagnosis: say so, and let the stacks follow
+            fresh_text = f"a fresh consumer failed: {exc!r}"
         else:
             fresh_text = f"a fresh consumer reads {fresh} records"
         return f"this reader read {len(self.records)} at positions {positions}; {fresh_text}"
@@ -332,7 +332,11 @@ def wait_until(
     deadline = started + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s:.0f}s: {what}\n{diagnose()}")
+            try:
+                diagnosis = diagnose()
+            except Exception as exc:  # it must not hide the timeout it explains
+                diagnosis = f"(the diagnosis failed: {exc!r})"
+            raise AssertionError(f"not within {timeout_s:.0f}s: {what}\n{diagnosis}")
         time.sleep(poll_s)
     return time.monotonic() - started
 
